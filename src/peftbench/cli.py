@@ -1,0 +1,132 @@
+"""Command-line interface: run, train, compare, methods, validate."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from peftbench.errors import PeftbenchError
+
+app = typer.Typer(help="Compare fine-tuning methods on the same task: quality and cost, side by side.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
+
+
+def _fail(exc: PeftbenchError) -> None:
+    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _execute(config) -> None:
+    from peftbench.compare import rich_table, rows
+    from peftbench.runner import run_experiment
+
+    directory, failed = run_experiment(config)
+    console.print(rich_table(rows(directory), "full"))
+    console.print(f"results in {directory}")
+    for line in failed:
+        console.print(f"[red]error:[/red] run {line}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="Experiment YAML")],
+        set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None) -> None:
+    """Run every method (and the baselines) of an experiment file, then print the comparison."""
+    from peftbench.config import load_config
+
+    try:
+        _execute(load_config(config, set_))
+    except PeftbenchError as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="Alias (minilm, smollm2-135m), hub id or local path")],
+    dataset: Annotated[str, typer.Option(help="drugscom, a hub id, or a local data file")],
+    method: Annotated[str, typer.Option(help="Method name; see `peftbench methods`")] = "lora",
+    epochs: Annotated[float, typer.Option()] = 3,
+    batch_size: Annotated[int, typer.Option()] = 16,
+    learning_rate: Annotated[float | None, typer.Option(help="Default: 2e-5 (full), 2e-4 (others)")] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank")] = None,
+    lora_alpha: Annotated[int | None, typer.Option()] = None,
+    data_fraction: Annotated[float, typer.Option()] = 1.0,
+    name: Annotated[str | None, typer.Option(help="Experiment name (folder under output-dir)")] = None,
+    output_dir: Annotated[str, typer.Option()] = "runs",
+    seed: Annotated[int, typer.Option()] = 42,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+) -> None:
+    """Train one method from flags (no YAML needed)."""
+    from peftbench.config import apply_overrides, build_config
+
+    options = {k: v for k, v in {"r": lora_r, "lora_alpha": lora_alpha}.items() if v is not None}
+    raw = {"name": name or f"{Path(model).name}-{Path(dataset).stem}-{method}", "model": model,
+           "data": {"dataset": dataset, "data_fraction": data_fraction}, "seed": seed, "output_dir": output_dir,
+           "baselines": False,
+           "training": {"epochs": epochs, "batch_size": batch_size,
+                        "learning_rate": learning_rate or (2e-5 if method == "full" else 2e-4)},
+           "methods": [{"method": method, **options}]}
+    try:
+        _execute(build_config(apply_overrides(raw, set_ or [])))
+    except PeftbenchError as exc:
+        _fail(exc)
+
+
+@app.command()
+def compare(
+    directory: Annotated[Path, typer.Argument(help="Experiment or runs folder")],
+    reference: Annotated[str, typer.Option(help="Run or method the deltas are taken against")] = "full",
+    markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Also write a Markdown table here")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write a CSV table here")] = None,
+) -> None:
+    """Print one table over the finished runs under DIRECTORY."""
+    from peftbench import compare as comparison
+    from peftbench.results import write_atomic
+
+    try:
+        table = comparison.rows(directory, reference)
+    except PeftbenchError as exc:
+        _fail(exc)
+    console.print(comparison.rich_table(table, reference))
+    if markdown_out:
+        write_atomic(markdown_out, comparison.markdown(table))
+    if csv_out:
+        write_atomic(csv_out, comparison.to_csv(table))
+
+
+@app.command()
+def methods() -> None:
+    """List the methods and what each trains. The classification head is trained by every method."""
+    from rich.table import Table
+
+    from peftbench.methods import METHODS
+
+    table = Table(title="methods (every method also trains the classification head)")
+    table.add_column("name")
+    table.add_column("trains")
+    table.add_column("ships")
+    for name in METHODS:
+        entry = METHODS.get(name)
+        table.add_row(name, entry.summary, entry.ships)
+    console.print(table)
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML")],
+             set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None) -> None:
+    """Check an experiment file without running it."""
+    from peftbench.config import load_config
+
+    try:
+        loaded = load_config(config, set_)
+    except PeftbenchError as exc:
+        _fail(exc)
+    console.print(f"ok: {loaded.name}: {len(loaded.methods)} methods on {loaded.model.name}/{loaded.data.dataset}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,171 @@
+"""Typed experiment configs: defaults <- YAML <- command-line overrides."""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from peftbench.errors import PeftbenchError, closest
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(Strict):
+    name: str = Field(description="Built-in alias (minilm, smollm2-135m), hub id, local dir or .gguf file")
+    revision: str | None = None
+    gguf_file: str | None = Field(None, description="GGUF file inside `name` when it is a directory")
+    trust_remote_code: bool = False
+
+
+class DataConfig(Strict):
+    dataset: str = Field(description="Built-in name (drugscom), hub id, or a local csv/tsv/json/jsonl/parquet")
+    config_name: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    train_split: str = "train"
+    validation_split: str | None = None
+    test_split: str | None = "test"
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    label_names: list[str] | None = None
+    data_fraction: float = Field(1.0, gt=0, le=1, description="Fraction of every split kept, in (0, 1]")
+    max_train_samples: int | None = Field(None, gt=0)
+    max_eval_samples: int | None = Field(None, gt=0)
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="Carved from train when no validation")
+    max_length: int = Field(256, gt=0)
+
+
+class TrainingConfig(Strict):
+    epochs: float = Field(3, gt=0)
+    batch_size: int = Field(16, gt=0)
+    eval_batch_size: int = Field(64, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    lr_scheduler: str = "linear"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    early_stopping_patience: int | None = Field(None, gt=0)
+    logging_steps: int = Field(10, gt=0)
+    group_by_length: bool = False
+
+
+class MethodConfig(BaseModel):
+    """One method entry: `method` picks the registry entry; other keys are that method's options."""
+
+    model_config = ConfigDict(extra="allow")
+    method: str
+    name: str | None = Field(None, description="Run name; defaults to the method name")
+    learning_rate: float | None = Field(None, gt=0, description="Overrides training.learning_rate")
+    epochs: float | None = Field(None, gt=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.method
+
+
+class ExperimentConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    task: Literal["classification"] = "classification"
+    model: ModelConfig
+    data: DataConfig
+    training: TrainingConfig = TrainingConfig()
+    methods: list[MethodConfig] = Field(min_length=1)
+    baselines: bool = Field(True, description="Also evaluate the majority class and the untrained model")
+    seed: int = 42
+    output_dir: str = "runs"
+    save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("methods")
+    @classmethod
+    def _unique_run_names(cls, methods: list[MethodConfig]) -> list[MethodConfig]:
+        names = [m.run_name for m in methods]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"run names repeat: {duplicates}; give each entry a distinct `name`")
+        return methods
+
+    def method_training(self, method: MethodConfig) -> TrainingConfig:
+        overrides = {k: v for k, v in {"learning_rate": method.learning_rate, "epochs": method.epochs}.items()
+                     if v is not None}
+        return self.training.model_copy(update=overrides)
+
+
+def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc[:-1]:
+        field = model_cls.model_fields.get(str(part)) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model_cls = annotation
+    return list(model_cls.model_fields)
+
+
+def explain(error: ValidationError, model_cls: type[BaseModel] = ExperimentConfig) -> str:
+    """One line per problem, with the closest valid key for misspellings."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            key = str(item["loc"][-1])
+            lines.append(f"unknown config key '{where}'{closest(key, _fields_at(model_cls, item['loc']))}")
+        else:
+            lines.append(f"config key '{where}': {item['msg']}")
+    return "; ".join(lines)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides; values are parsed as YAML scalars (safe loader)."""
+    for item in overrides:
+        if "=" not in item:
+            raise PeftbenchError(f"override '{item}' has no '='; write it as key.path=value")
+        path, value = item.split("=", 1)
+        node = raw
+        keys = path.strip().split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise PeftbenchError(f"override '{path}': '{key}' is not a section")
+        node[keys[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise PeftbenchError(f"config file '{path}' not found; pass the path to an experiment YAML")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PeftbenchError(f"config file '{path}' is not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(raw, dict):
+        raise PeftbenchError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
+    return raw
+
+
+def build_config(raw: dict) -> ExperimentConfig:
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise PeftbenchError(explain(exc)) from None
+    from peftbench.methods import validate_method  # methods import models; avoid a cycle at import
+
+    for method in config.methods:
+        validate_method(method)
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    return build_config(apply_overrides(read_yaml(path), overrides or []))

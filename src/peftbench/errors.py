@@ -1,0 +1,11 @@
+import difflib
+
+
+class PeftbenchError(Exception):
+    """A user-facing problem: the message names what is wrong and how to fix it."""
+
+
+def closest(word: str, choices) -> str:
+    """' (did you mean X?)' when a close match exists, else ''."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""

