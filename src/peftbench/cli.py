@@ -10,7 +10,7 @@ from peftbench.errors import PeftbenchError
 
 app = typer.Typer(help="Compare fine-tuning methods on the same task: quality and cost, side by side.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console()
+console = Console(width=max(Console().width, 120))
 SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
 
 

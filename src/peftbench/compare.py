@@ -67,12 +67,18 @@ def to_csv(table: list[dict]) -> str:
     return buffer.getvalue()
 
 
+SHORT = {"run": "run", "method": "method", "accuracy": "acc", "f1_macro": "F1", "delta_accuracy": "Δacc",
+         "delta_f1_macro": "ΔF1", "trainable_params": "trainable", "trainable_percent": "%",
+         "fewer_trainable_x": "x fewer", "artifact_mb": "MB", "train_seconds": "train s", "peak_rss_mb": "RSS MB"}
+
+
 def rich_table(table: list[dict], reference: str):
     from rich.table import Table
 
-    view = Table(title=f"peftbench comparison (deltas against '{reference}', test split)")
+    view = Table(title=f"test split; Δ against '{reference}'", padding=(0, 1), collapse_padding=True)
     for column in COLUMNS:
-        view.add_column(column, justify="left" if column in ("run", "method") else "right")
+        view.add_column(SHORT[column], justify="left" if column in ("run", "method") else "right",
+                        no_wrap=column == "run")
     for row in table:
         view.add_row(*(_cell(row[c], c) for c in COLUMNS))
     return view

@@ -59,7 +59,7 @@ def _arguments(config: TrainingConfig, output_dir: Path, seed: int, evaluate: bo
         metric_for_best_model="eval_loss",
         logging_strategy="steps",
         logging_steps=config.logging_steps,
-        group_by_length=config.group_by_length,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to=[],
         seed=seed,
         data_seed=seed,
