@@ -25,8 +25,15 @@ def _tokenizer(directory):
 def tiny_bert(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = _tokenizer(directory)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     BertForSequenceClassification(config).save_pretrained(directory)
     return directory
 
@@ -35,9 +42,16 @@ def tiny_bert(tmp_path_factory):
 def tiny_llama(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = _tokenizer(directory)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=2, intermediate_size=32, max_position_embeddings=64,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     LlamaForSequenceClassification(config).save_pretrained(directory)
     return directory
 

@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import write_reviews
+
 from peftbench.config import DataConfig
 from peftbench.data import load_splits
 from peftbench.errors import PeftbenchError
@@ -46,7 +46,9 @@ def test_empty_after_data_fraction(tmp_path):
 
 
 def test_max_samples_caps_splits(reviews_csv):
-    splits, _ = load_splits(DataConfig(dataset=str(reviews_csv), max_train_samples=5, max_eval_samples=3), seed=0)
+    splits, _ = load_splits(
+        DataConfig(dataset=str(reviews_csv), max_train_samples=5, max_eval_samples=3), seed=0
+    )
     assert (len(splits["train"]), len(splits["test"])) == (5, 3)
 
 

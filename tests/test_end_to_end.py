@@ -36,13 +36,25 @@ def test_run_two_methods_writes_complete_results(tmp_path, experiment, tiny_bert
     assert full["efficiency"]["trainable_params"] == full["efficiency"]["total_params"]
     assert lora["efficiency"]["artifact_bytes"] > 0 and lora["efficiency"]["train_seconds"] > 0
     assert lora["history"][0]["train_loss"] is not None and "validation_loss" in lora["history"][0]
-    assert len((experiment_dir / "lora" / "predictions.jsonl").read_text().splitlines()) == lora["data"]["sizes"]["test"]
+    assert (
+        len((experiment_dir / "lora" / "predictions.jsonl").read_text().splitlines())
+        == lora["data"]["sizes"]["test"]
+    )
     assert "hf_secretsecretsecret" not in "".join(p.read_text() for p in experiment_dir.rglob("*.json"))
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     assert isinstance(PeftModel.from_pretrained(base, experiment_dir / "lora" / "adapter"), PeftModel)
 
-    compared = runner.invoke(app, ["compare", str(experiment_dir), "--markdown", str(tmp_path / "t.md"),
-                                   "--csv", str(tmp_path / "t.csv")])
+    compared = runner.invoke(
+        app,
+        [
+            "compare",
+            str(experiment_dir),
+            "--markdown",
+            str(tmp_path / "t.md"),
+            "--csv",
+            str(tmp_path / "t.csv"),
+        ],
+    )
     assert compared.exit_code == 0, compared.output
     assert "| lora |" in (tmp_path / "t.md").read_text()
     assert (tmp_path / "t.csv").read_text().count("\n") == 5
@@ -78,9 +90,24 @@ def test_failed_run_is_marked_and_others_continue(tmp_path, experiment, monkeypa
 
 
 def test_train_from_flags(tmp_path, tiny_bert, reviews_csv):
-    result = runner.invoke(app, ["train", "--model", str(tiny_bert), "--dataset", str(reviews_csv),
-                                 "--method", "bitfit", "--epochs", "1", "--output-dir", str(tmp_path),
-                                 "--set", "data.max_length=16"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            str(tiny_bert),
+            "--dataset",
+            str(reviews_csv),
+            "--method",
+            "bitfit",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(tmp_path),
+            "--set",
+            "data.max_length=16",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert list(tmp_path.rglob("bitfit/result.json"))
 

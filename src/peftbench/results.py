@@ -42,8 +42,10 @@ def redact(data: Any) -> Any:
     """Drop values of keys that look like secrets, and any value equal to a token in the environment."""
     secrets = {v for k, v in os.environ.items() if any(h in k.lower() for h in SECRET_HINTS) and len(v) >= 8}
     if isinstance(data, dict):
-        return {k: "<redacted>" if any(h in str(k).lower() for h in SECRET_HINTS) else redact(v)
-                for k, v in data.items()}
+        return {
+            k: "<redacted>" if any(h in str(k).lower() for h in SECRET_HINTS) else redact(v)
+            for k, v in data.items()
+        }
     if isinstance(data, list | tuple):
         return [redact(v) for v in data]
     if isinstance(data, str) and data in secrets:

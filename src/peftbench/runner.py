@@ -43,14 +43,21 @@ def environment() -> dict:
     packages = {name: version(name) for name in ("torch", "transformers", "peft", "datasets", "accelerate")}
     cpu = f"cpu ({platform.processor() or platform.machine()})"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu
-    return {"device": device, "cuda": torch.cuda.is_available(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform(), "packages": packages,
-            "peftbench": __version__}
+    return {
+        "device": device,
+        "cuda": torch.cuda.is_available(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": packages,
+        "peftbench": __version__,
+    }
 
 
 def prepare_workspace(config: ExperimentConfig) -> Workspace:
-    source = models.resolve(config.model.name, config.model.gguf_file, config.model.revision,
-                            config.model.trust_remote_code)
+    source = models.resolve(
+        config.model.name, config.model.gguf_file, config.model.revision, config.model.trust_remote_code
+    )
     tokenizer = models.load_tokenizer(source)
     splits, label_names = load_splits(config.data, config.seed)
     encoded = tokenize(splits, tokenizer, config.data.max_length)
@@ -68,14 +75,16 @@ def preflight(workspace: Workspace) -> None:
 
 def _context(workspace: Workspace, entry: MethodConfig) -> MethodContext:
     training = workspace.config.method_training(entry)
-    return MethodContext(workspace.source.path, {"gguf_file": workspace.source.gguf_file}
-                         if workspace.source.gguf_file else {},
-                         steps_per_run(len(workspace.splits["train"]), training))
+    return MethodContext(
+        workspace.source.path,
+        {"gguf_file": workspace.source.gguf_file} if workspace.source.gguf_file else {},
+        steps_per_run(len(workspace.splits["train"]), training),
+    )
 
 
 @contextmanager
 def run_folder(run_dir: Path):
-    """Marks the run running, then complete only if the body wrote its result; failed or interrupted otherwise."""
+    """Marks the run running; complete only if the body finished, else failed or interrupted."""
     run_dir.mkdir(parents=True, exist_ok=True)
     results.begin(run_dir)
     try:
@@ -84,7 +93,9 @@ def run_folder(run_dir: Path):
         results.mark(run_dir, "interrupted")
         raise
     except Exception as exc:
-        results.mark(run_dir, "failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        results.mark(
+            run_dir, "failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
         raise
     results.mark(run_dir, "complete")
 
@@ -96,28 +107,48 @@ def _evaluation(workspace: Workspace, predictions: np.ndarray, loss: float | Non
     return {"metrics": {"test": metrics}, **per_class_report(labels, predictions, workspace.label_names)}
 
 
-def _save_predictions(run_dir: Path, workspace: Workspace, predictions: np.ndarray,
-                      logits: np.ndarray | None) -> None:
+def _save_predictions(
+    run_dir: Path, workspace: Workspace, predictions: np.ndarray, logits: np.ndarray | None
+) -> None:
     test = workspace.splits["test"]
     probabilities = torch.softmax(torch.from_numpy(logits), -1).numpy() if logits is not None else None
     lines = []
-    for i, (text, label) in enumerate(zip(test["text"], test["label"])):
-        row = {"index": i, "text": text, "label": workspace.label_names[label],
-               "prediction": workspace.label_names[int(predictions[i])]}
+    for i, (text, label) in enumerate(zip(test["text"], test["label"], strict=False)):
+        row = {
+            "index": i,
+            "text": text,
+            "label": workspace.label_names[label],
+            "prediction": workspace.label_names[int(predictions[i])],
+        }
         if probabilities is not None:
-            row["probabilities"] = dict(zip(workspace.label_names, map(float, probabilities[i].round(5))))
+            row["probabilities"] = dict(zip(workspace.label_names, map(float, probabilities[i].round(5)), strict=False))
         lines.append(json.dumps(row))
     results.write_atomic(run_dir / "predictions.jsonl", "\n".join(lines) + "\n")
 
 
 def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
-    return {"schema_version": RESULT_SCHEMA_VERSION, "status": "complete", "experiment": workspace.config.name,
-            "run": run, "kind": kind, "task": workspace.config.task, "seed": workspace.config.seed,
-            "model": {"name": workspace.config.model.name, "path": workspace.source.path,
-                      "gguf_file": workspace.source.gguf_file},
-            "data": {"dataset": workspace.config.data.dataset, "label_names": workspace.label_names,
-                     "sizes": {k: len(v) for k, v in workspace.splits.items()}, "evaluated_on": "test"},
-            "environment": environment(), "started_at": results.now()}
+    return {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "status": "complete",
+        "experiment": workspace.config.name,
+        "run": run,
+        "kind": kind,
+        "task": workspace.config.task,
+        "seed": workspace.config.seed,
+        "model": {
+            "name": workspace.config.model.name,
+            "path": workspace.source.path,
+            "gguf_file": workspace.source.gguf_file,
+        },
+        "data": {
+            "dataset": workspace.config.data.dataset,
+            "label_names": workspace.label_names,
+            "sizes": {k: len(v) for k, v in workspace.splits.items()},
+            "evaluated_on": "test",
+        },
+        "environment": environment(),
+        "started_at": results.now(),
+    }
 
 
 def run_majority(workspace: Workspace) -> Path:
@@ -126,8 +157,11 @@ def run_majority(workspace: Workspace) -> Path:
         majority = Counter(workspace.splits["train"]["label"]).most_common(1)[0][0]
         predictions = np.full(len(workspace.splits["test"]), majority)
         result = _base_result(workspace, "baseline-majority", "baseline")
-        result["method"] = {"name": "majority", "summary": f"always '{workspace.label_names[majority]}', the most "
-                            "frequent training label", "options": {}}
+        result["method"] = {
+            "name": "majority",
+            "summary": f"always '{workspace.label_names[majority]}', the most frequent training label",
+            "options": {},
+        }
         result.update(_evaluation(workspace, predictions, None))
         _save_predictions(run_dir, workspace, predictions, None)
         results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
@@ -138,15 +172,26 @@ def run_untrained(workspace: Workspace) -> Path:
     run_dir = workspace.directory / "baseline-untrained"
     with run_folder(run_dir):
         config = workspace.config
-        trainer = make_trainer(workspace.base_model, workspace.tokenizer, config.training, run_dir / "trainer",
-                               config.seed, workspace.label_names)
+        trainer = make_trainer(
+            workspace.base_model,
+            workspace.tokenizer,
+            config.training,
+            run_dir / "trainer",
+            config.seed,
+            workspace.label_names,
+        )
         logits, loss = predict(trainer, workspace.splits["test"])
         predictions = logits.argmax(-1)
         result = _base_result(workspace, "baseline-untrained", "baseline")
-        result["method"] = {"name": "untrained", "summary": "pretrained body with a fresh, untrained head",
-                            "options": {}}
-        result["efficiency"] = count_parameters(workspace.base_model) | {"trainable_params": 0,
-                                                                         "trainable_percent": 0.0}
+        result["method"] = {
+            "name": "untrained",
+            "summary": "pretrained body with a fresh, untrained head",
+            "options": {},
+        }
+        result["efficiency"] = count_parameters(workspace.base_model) | {
+            "trainable_params": 0,
+            "trainable_percent": 0.0,
+        }
         result.update(_evaluation(workspace, predictions, loss))
         _save_predictions(run_dir, workspace, predictions, logits)
         results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
@@ -156,20 +201,36 @@ def run_untrained(workspace: Workspace) -> Path:
 def _save_artifact(model: nn.Module, ships: str, run_dir: Path, save_full: bool) -> dict:
     if ships == "adapter":
         model.save_pretrained(run_dir / "adapter")
-        return {"artifact": "adapter", "artifact_path": "adapter", "artifact_bytes": directory_bytes(run_dir /
-                "adapter"), "artifact_measured": True}
+        return {
+            "artifact": "adapter",
+            "artifact_path": "adapter",
+            "artifact_bytes": directory_bytes(run_dir / "adapter"),
+            "artifact_measured": True,
+        }
     if ships == "trainable":
         trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
         (run_dir / "trainable").mkdir(exist_ok=True)
         save_file(trainable, run_dir / "trainable" / "model.safetensors")
-        return {"artifact": "trainable weights (safetensors)", "artifact_path": "trainable/model.safetensors",
-                "artifact_bytes": directory_bytes(run_dir / "trainable"), "artifact_measured": True}
+        return {
+            "artifact": "trainable weights (safetensors)",
+            "artifact_path": "trainable/model.safetensors",
+            "artifact_bytes": directory_bytes(run_dir / "trainable"),
+            "artifact_measured": True,
+        }
     if save_full:
         model.save_pretrained(run_dir / "model")
-        return {"artifact": "full model", "artifact_path": "model",
-                "artifact_bytes": directory_bytes(run_dir / "model"), "artifact_measured": True}
-    return {"artifact": "full model (not saved; size = parameter bytes)", "artifact_path": None,
-            "artifact_bytes": weights_bytes(model), "artifact_measured": False}
+        return {
+            "artifact": "full model",
+            "artifact_path": "model",
+            "artifact_bytes": directory_bytes(run_dir / "model"),
+            "artifact_measured": True,
+        }
+    return {
+        "artifact": "full model (not saved; size = parameter bytes)",
+        "artifact_path": None,
+        "artifact_bytes": weights_bytes(model),
+        "artifact_measured": False,
+    }
 
 
 def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
@@ -180,10 +241,24 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         method = METHODS.get(entry.method)
         model = prepare_model(copy.deepcopy(workspace.base_model), entry, _context(workspace, entry))
         parameters = count_parameters(model)
-        results.write_yaml(run_dir / "config.yaml", {**config.model_dump(exclude={"methods"}),
-                                                     "method": entry.model_dump(), "training": training.model_dump()})
-        outcome = train(model, workspace.tokenizer, training, workspace.splits["train"],
-                        workspace.splits["validation"], run_dir / "trainer", config.seed, workspace.label_names)
+        results.write_yaml(
+            run_dir / "config.yaml",
+            {
+                **config.model_dump(exclude={"methods"}),
+                "method": entry.model_dump(),
+                "training": training.model_dump(),
+            },
+        )
+        outcome = train(
+            model,
+            workspace.tokenizer,
+            training,
+            workspace.splits["train"],
+            workspace.splits["validation"],
+            run_dir / "trainer",
+            config.seed,
+            workspace.label_names,
+        )
         logits, loss = predict(outcome.trainer, workspace.splits["test"])
         predictions = logits.argmax(-1)
         result = _base_result(workspace, entry.run_name, "method")
@@ -192,10 +267,13 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         result["history"] = outcome.history
         result.update(_evaluation(workspace, predictions, loss))
         result["efficiency"] = {
-            **parameters, **_save_artifact(model, method.ships, run_dir, config.save_full_model),
-            "train_seconds": outcome.train_seconds, "epoch_seconds": outcome.epoch_seconds,
+            **parameters,
+            **_save_artifact(model, method.ships, run_dir, config.save_full_model),
+            "train_seconds": outcome.train_seconds,
+            "epoch_seconds": outcome.epoch_seconds,
             "train_samples_per_second": outcome.train_samples_per_second,
-            "train_tokens_per_second": outcome.train_tokens_per_second, **outcome.memory,
+            "train_tokens_per_second": outcome.train_tokens_per_second,
+            **outcome.memory,
             "timing_method": "perf_counter between epoch begin and end; evaluation excluded",
         }
         _save_predictions(run_dir, workspace, predictions, logits)

@@ -71,15 +71,27 @@ def _arguments(config: TrainingConfig, output_dir: Path, seed: int, evaluate: bo
 
 def _validation_metrics(label_names: list[str]):
     def compute(prediction) -> dict:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        logits = (
+            prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        )
         return classification_metrics(prediction.label_ids, np.argmax(logits, axis=-1), label_names)
 
     return compute
 
 
-def make_trainer(model: nn.Module, tokenizer, config: TrainingConfig, output_dir: Path, seed: int,
-                 label_names: list[str], train: Dataset | None = None, validation: Dataset | None = None) -> Trainer:
-    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
+def make_trainer(
+    model: nn.Module,
+    tokenizer,
+    config: TrainingConfig,
+    output_dir: Path,
+    seed: int,
+    label_names: list[str],
+    train: Dataset | None = None,
+    validation: Dataset | None = None,
+) -> Trainer:
+    callbacks = (
+        [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
+    )
     return Trainer(
         model=model,
         args=_arguments(config, output_dir, seed, evaluate=validation is not None),
@@ -101,16 +113,33 @@ def _history(log_history: list[dict]) -> list[dict]:
         if "loss" in entry:
             losses.setdefault(epoch, []).append(entry["loss"])
         if "eval_loss" in entry:
-            rows.setdefault(epoch, {}).update({k.removeprefix("eval_"): v for k, v in entry.items()
-                                               if k.startswith("eval_") and "runtime" not in k
-                                               and "per_second" not in k})
-    return [{"epoch": epoch, "train_loss": float(np.mean(losses[epoch])) if epoch in losses else None,
-             **{f"validation_{k}": v for k, v in rows.get(epoch, {}).items()}}
-            for epoch in sorted(set(rows) | set(losses))]
+            rows.setdefault(epoch, {}).update(
+                {
+                    k.removeprefix("eval_"): v
+                    for k, v in entry.items()
+                    if k.startswith("eval_") and "runtime" not in k and "per_second" not in k
+                }
+            )
+    return [
+        {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses[epoch])) if epoch in losses else None,
+            **{f"validation_{k}": v for k, v in rows.get(epoch, {}).items()},
+        }
+        for epoch in sorted(set(rows) | set(losses))
+    ]
 
 
-def train(model: nn.Module, tokenizer, config: TrainingConfig, train_set: Dataset, validation: Dataset,
-          output_dir: Path, seed: int, label_names: list[str]) -> TrainOutcome:
+def train(
+    model: nn.Module,
+    tokenizer,
+    config: TrainingConfig,
+    train_set: Dataset,
+    validation: Dataset,
+    output_dir: Path,
+    seed: int,
+    label_names: list[str],
+) -> TrainOutcome:
     per_epoch = steps_per_run(len(train_set), config.model_copy(update={"epochs": 1}))
     # Log at least once per epoch so every history row has a training loss.
     config = config.model_copy(update={"logging_steps": min(config.logging_steps, per_epoch)})

@@ -45,8 +45,10 @@ def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext)
         raise
     except (ValueError, TypeError, AttributeError, NotImplementedError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise PeftbenchError(f"method '{entry.method}' does not fit model {type(model).__name__}: {first}; "
-                             "pick another method or adjust its options") from exc
+        raise PeftbenchError(
+            f"method '{entry.method}' does not fit model {type(model).__name__}: {first}; "
+            "pick another method or adjust its options"
+        ) from exc
 
 
 from peftbench.methods import bitfit, freeze, full, head, peft_methods  # noqa: E402,F401  (registrations)

@@ -1,9 +1,11 @@
 from peftbench.methods import METHODS, Method
 from peftbench.methods.common import Options, options_validator, train_only
 
-METHODS.register("bitfit")(Method(
-    summary="bias terms only (BitFit, Ben Zaken et al. 2022)",
-    ships="trainable",
-    validate=options_validator(Options, "bitfit"),
-    prepare=lambda model, options, context: train_only(model, lambda name: name.endswith(".bias")),
-))
+METHODS.register("bitfit")(
+    Method(
+        summary="bias terms only (BitFit, Ben Zaken et al. 2022)",
+        ships="trainable",
+        validate=options_validator(Options, "bitfit"),
+        prepare=lambda model, options, context: train_only(model, lambda name: name.endswith(".bias")),
+    )
+)

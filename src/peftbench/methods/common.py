@@ -29,7 +29,9 @@ def options_validator(options_cls: type[Options], method: str):
 def head_modules(model: nn.Module) -> list[nn.Module]:
     heads = [module for name, module in model.named_children() if name in HEAD_NAMES]
     if not heads:
-        raise PeftbenchError(f"no classification head ({', '.join(HEAD_NAMES)}) found in {type(model).__name__}")
+        raise PeftbenchError(
+            f"no classification head ({', '.join(HEAD_NAMES)}) found in {type(model).__name__}"
+        )
     return heads
 
 

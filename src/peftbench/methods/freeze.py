@@ -9,7 +9,9 @@ from peftbench.methods.common import Options, options_validator, train_only
 
 
 class FreezeOptions(Options):
-    frozen_layers: int = Field(2, ge=0, description="How many transformer blocks, from the bottom, stay frozen")
+    frozen_layers: int = Field(
+        2, ge=0, description="How many transformer blocks, from the bottom, stay frozen"
+    )
     freeze_embeddings: bool = True
 
 
@@ -19,15 +21,19 @@ def block_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
     for name, module in model.named_modules():
         if isinstance(module, nn.ModuleList) and len(module) == count:
             return name, module
-    raise PeftbenchError(f"cannot find the {count} transformer blocks in {type(model).__name__}; "
-                         "method 'freeze' needs a model with a list of layers")
+    raise PeftbenchError(
+        f"cannot find the {count} transformer blocks in {type(model).__name__}; "
+        "method 'freeze' needs a model with a list of layers"
+    )
 
 
 def prepare(model: nn.Module, options: FreezeOptions, context) -> nn.Module:
     prefix, blocks = block_list(model)
     if options.frozen_layers > len(blocks):
-        raise PeftbenchError(f"method 'freeze': frozen_layers={options.frozen_layers} but the model has "
-                             f"{len(blocks)} layers; choose at most {len(blocks)}")
+        raise PeftbenchError(
+            f"method 'freeze': frozen_layers={options.frozen_layers} but the model has "
+            f"{len(blocks)} layers; choose at most {len(blocks)}"
+        )
     frozen_prefixes = tuple(f"{prefix}.{i}." for i in range(options.frozen_layers))
 
     def keep(name: str) -> bool:
@@ -38,9 +44,11 @@ def prepare(model: nn.Module, options: FreezeOptions, context) -> nn.Module:
     return train_only(model, keep)
 
 
-METHODS.register("freeze")(Method(
-    summary="all but the embeddings and the first `frozen_layers` blocks (partial fine-tuning)",
-    ships="trainable",
-    validate=options_validator(FreezeOptions, "freeze"),
-    prepare=prepare,
-))
+METHODS.register("freeze")(
+    Method(
+        summary="all but the embeddings and the first `frozen_layers` blocks (partial fine-tuning)",
+        ships="trainable",
+        validate=options_validator(FreezeOptions, "freeze"),
+        prepare=prepare,
+    )
+)

@@ -1,9 +1,11 @@
 from peftbench.methods import METHODS, Method
 from peftbench.methods.common import Options, options_validator, train_only
 
-METHODS.register("full")(Method(
-    summary="every weight of the model (full fine-tuning)",
-    ships="model",
-    validate=options_validator(Options, "full"),
-    prepare=lambda model, options, context: train_only(model, lambda name: True),
-))
+METHODS.register("full")(
+    Method(
+        summary="every weight of the model (full fine-tuning)",
+        ships="model",
+        validate=options_validator(Options, "full"),
+        prepare=lambda model, options, context: train_only(model, lambda name: True),
+    )
+)

@@ -21,8 +21,10 @@ def _options_validator(name: str, config_cls: type[PeftConfig]):
         renamed = {ALIASES.get(k, k) if ALIASES.get(k) in fields else k: v for k, v in options.items()}
         unknown = [k for k in renamed if k not in fields]
         if unknown:
-            raise PeftbenchError(f"method '{name}' has no option '{unknown[0]}'{closest(unknown[0], fields)}; "
-                                 f"see {config_cls.__name__} in the PEFT docs")
+            raise PeftbenchError(
+                f"method '{name}' has no option '{unknown[0]}'{closest(unknown[0], fields)}; "
+                f"see {config_cls.__name__} in the PEFT docs"
+            )
         if issubclass(config_cls, PromptLearningConfig):
             renamed = {**PROMPT_DEFAULTS, **renamed}
         return renamed
@@ -39,8 +41,10 @@ def _check_targets(model: nn.Module, options: dict) -> None:
     missing = [t for t in targets if t not in names]
     if len(missing) == len(targets):
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise PeftbenchError(f"target_modules {targets} match no module in {type(model).__name__}; "
-                             f"linear layers here are named: {', '.join(linear)} (or use all-linear)")
+        raise PeftbenchError(
+            f"target_modules {targets} match no module in {type(model).__name__}; "
+            f"linear layers here are named: {', '.join(linear)} (or use all-linear)"
+        )
 
 
 def _preparer(config_cls: type[PeftConfig]):
@@ -61,12 +65,14 @@ def _preparer(config_cls: type[PeftConfig]):
 def _register_all() -> None:
     for peft_type, config_cls in PEFT_TYPE_TO_CONFIG_MAPPING.items():
         name = peft_type.value.lower()
-        METHODS.register(name)(Method(
-            summary=f"PEFT {config_cls.__name__.removesuffix('Config')} adapter (options: {config_cls.__name__})",
-            ships="adapter",
-            validate=_options_validator(name, config_cls),
-            prepare=_preparer(config_cls),
-        ))
+        METHODS.register(name)(
+            Method(
+                summary=f"PEFT {name} adapter (options: {config_cls.__name__})",
+                ships="adapter",
+                validate=_options_validator(name, config_cls),
+                prepare=_preparer(config_cls),
+            )
+        )
 
 
 _register_all()
