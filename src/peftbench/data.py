@@ -129,7 +129,7 @@ def _label_index(value, lookup: dict[str, int], count: int) -> int | None:
 def _encode_labels(dataset: Dataset, config: DataConfig, names: list[str], split: str) -> Dataset:
     lookup = {name: i for i, name in enumerate(names)}
     ids = [_label_index(v, lookup, len(names)) for v in dataset[config.label_column]]
-    unknown = {v for v, i in zip(dataset[config.label_column], ids, strict=False) if i is None}
+    unknown = {v for v, i in zip(dataset[config.label_column], ids, strict=True) if i is None}
     if unknown:
         raise PeftbenchError(
             f"{split} split has labels {sorted(map(str, unknown))[:5]} outside the label set "

@@ -113,7 +113,7 @@ def _save_predictions(
     test = workspace.splits["test"]
     probabilities = torch.softmax(torch.from_numpy(logits), -1).numpy() if logits is not None else None
     lines = []
-    for i, (text, label) in enumerate(zip(test["text"], test["label"], strict=False)):
+    for i, (text, label) in enumerate(zip(test["text"], test["label"], strict=True)):
         row = {
             "index": i,
             "text": text,
@@ -121,7 +121,8 @@ def _save_predictions(
             "prediction": workspace.label_names[int(predictions[i])],
         }
         if probabilities is not None:
-            row["probabilities"] = dict(zip(workspace.label_names, map(float, probabilities[i].round(5)), strict=False))
+            scores = map(float, probabilities[i].round(5))
+            row["probabilities"] = dict(zip(workspace.label_names, scores, strict=True))
         lines.append(json.dumps(row))
     results.write_atomic(run_dir / "predictions.jsonl", "\n".join(lines) + "\n")
 
