@@ -152,6 +152,20 @@ def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
     }
 
 
+def _finish(
+    run_dir: Path,
+    workspace: Workspace,
+    result: dict,
+    predictions: np.ndarray,
+    logits: np.ndarray | None,
+    loss: float | None,
+) -> None:
+    """Score the test predictions, save them, and write result.json last (atomically)."""
+    result.update(_evaluation(workspace, predictions, loss))
+    _save_predictions(run_dir, workspace, predictions, logits)
+    results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
+
+
 def run_majority(workspace: Workspace) -> Path:
     run_dir = workspace.directory / "baseline-majority"
     with run_folder(run_dir):
@@ -163,9 +177,7 @@ def run_majority(workspace: Workspace) -> Path:
             "summary": f"always '{workspace.label_names[majority]}', the most frequent training label",
             "options": {},
         }
-        result.update(_evaluation(workspace, predictions, None))
-        _save_predictions(run_dir, workspace, predictions, None)
-        results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
+        _finish(run_dir, workspace, result, predictions, None, None)
     return run_dir
 
 
@@ -193,39 +205,30 @@ def run_untrained(workspace: Workspace) -> Path:
             "trainable_params": 0,
             "trainable_percent": 0.0,
         }
-        result.update(_evaluation(workspace, predictions, loss))
-        _save_predictions(run_dir, workspace, predictions, logits)
-        results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
+        _finish(run_dir, workspace, result, predictions, logits, loss)
     return run_dir
 
 
+def _measured(run_dir: Path, kind: str, folder: str, path: str) -> dict:
+    size = directory_bytes(run_dir / folder)
+    return {"artifact": kind, "artifact_path": path, "artifact_bytes": size, "artifact_measured": True}
+
+
 def _save_artifact(model: nn.Module, ships: str, run_dir: Path, save_full: bool) -> dict:
+    """Save what the method must ship and report its size on disk."""
     if ships == "adapter":
         model.save_pretrained(run_dir / "adapter")
-        return {
-            "artifact": "adapter",
-            "artifact_path": "adapter",
-            "artifact_bytes": directory_bytes(run_dir / "adapter"),
-            "artifact_measured": True,
-        }
+        return _measured(run_dir, "adapter", "adapter", "adapter")
     if ships == "trainable":
         trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
         (run_dir / "trainable").mkdir(exist_ok=True)
         save_file(trainable, run_dir / "trainable" / "model.safetensors")
-        return {
-            "artifact": "trainable weights (safetensors)",
-            "artifact_path": "trainable/model.safetensors",
-            "artifact_bytes": directory_bytes(run_dir / "trainable"),
-            "artifact_measured": True,
-        }
+        return _measured(
+            run_dir, "trainable weights (safetensors)", "trainable", "trainable/model.safetensors"
+        )
     if save_full:
         model.save_pretrained(run_dir / "model")
-        return {
-            "artifact": "full model",
-            "artifact_path": "model",
-            "artifact_bytes": directory_bytes(run_dir / "model"),
-            "artifact_measured": True,
-        }
+        return _measured(run_dir, "full model", "model", "model")
     return {
         "artifact": "full model (not saved; size = parameter bytes)",
         "artifact_path": None,
@@ -266,7 +269,6 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
         result["training"] = training.model_dump()
         result["history"] = outcome.history
-        result.update(_evaluation(workspace, predictions, loss))
         result["efficiency"] = {
             **parameters,
             **_save_artifact(model, method.ships, run_dir, config.save_full_model),
@@ -277,9 +279,8 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
             **outcome.memory,
             "timing_method": "perf_counter between epoch begin and end; evaluation excluded",
         }
-        _save_predictions(run_dir, workspace, predictions, logits)
         results.write_json(run_dir / "history.json", outcome.history)
-        results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
+        _finish(run_dir, workspace, result, predictions, logits, loss)
     return run_dir
 
 

@@ -1,0 +1,44 @@
+import json
+
+import pytest
+
+from peftbench import results
+from peftbench.runner import run_folder
+
+
+def _status(run_dir):
+    return json.loads((run_dir / results.STATUS_FILE).read_text())["status"]
+
+
+def test_interrupted_run_is_marked(tmp_path):
+    with pytest.raises(KeyboardInterrupt), run_folder(tmp_path / "run"):
+        raise KeyboardInterrupt
+    assert _status(tmp_path / "run") == "interrupted"
+    assert results.finished_results(tmp_path) == []
+
+
+def test_failed_run_keeps_error(tmp_path):
+    with pytest.raises(ValueError), run_folder(tmp_path / "run"):
+        raise ValueError("boom")
+    assert "boom" in (tmp_path / "run" / results.STATUS_FILE).read_text()
+
+
+def test_rerun_removes_stale_result(tmp_path):
+    run_dir = tmp_path / "run"
+    with run_folder(run_dir):
+        results.write_json(run_dir / results.RESULT_FILE, {"run": "x"})
+    assert len(results.finished_results(tmp_path)) == 1
+    with pytest.raises(RuntimeError), run_folder(run_dir):
+        raise RuntimeError("second attempt failed")
+    assert not (run_dir / results.RESULT_FILE).exists()
+
+
+def test_secrets_are_redacted(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_abcdefghijkl")
+    data = {"hub_token": "x", "nested": [{"model": "hf_abcdefghijkl"}], "lr": 0.1}
+    assert results.redact(data) == {"hub_token": "<redacted>", "nested": [{"model": "<redacted>"}], "lr": 0.1}
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    results.write_json(tmp_path / "a.json", {"k": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
