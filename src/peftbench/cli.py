@@ -13,7 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(width=max(Console().width, 120))
+console = Console(width=max(Console().width, 150))
 SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
 
 

@@ -64,7 +64,11 @@ def _cell(value, column: str = "") -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:+.4f}" if column.startswith("delta") else f"{value:.4g}"
+        if column.startswith("delta"):
+            return f"{value:+.4f}"
+        if column in ("accuracy", "f1_macro"):
+            return f"{value:.4f}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
