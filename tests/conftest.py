@@ -21,39 +21,36 @@ def _tokenizer(directory):
     return tokenizer
 
 
+TINY = {
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "max_position_embeddings": 64,
+}
+
+
+def _save_tiny(directory, config_cls, model_cls, **extra):
+    """A 2-layer, 16-dim random model with the test tokenizer, saved like a hub checkpoint."""
+    tokenizer = _tokenizer(directory)
+    config = config_cls(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **TINY, **extra)
+    model_cls(config).save_pretrained(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = _tokenizer(directory)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        num_labels=2,
-    )
-    BertForSequenceClassification(config).save_pretrained(directory)
-    return directory
+    return _save_tiny(tmp_path_factory.mktemp("tiny-bert"), BertConfig, BertForSequenceClassification)
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = _tokenizer(directory)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+    return _save_tiny(
+        tmp_path_factory.mktemp("tiny-llama"),
+        LlamaConfig,
+        LlamaForSequenceClassification,
         num_key_value_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        pad_token_id=tokenizer.pad_token_id,
     )
-    LlamaForSequenceClassification(config).save_pretrained(directory)
-    return directory
 
 
 def write_reviews(path, count: int = 48, seed: int = 0, labels=("negative", "positive")) -> None:
