@@ -2,8 +2,8 @@ import pytest
 from conftest import write_reviews
 
 from peftbench.config import DataConfig
-from peftbench.data import load_splits
 from peftbench.errors import PeftbenchError
+from peftbench.tasks.classification import load_labelled as load_splits
 
 
 def test_local_csv_gets_train_validation_test(reviews_csv):

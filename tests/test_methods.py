@@ -8,7 +8,8 @@ from transformers import AutoModelForSequenceClassification
 from peftbench.config import MethodConfig
 from peftbench.errors import PeftbenchError
 from peftbench.measure import count_parameters
-from peftbench.methods import METHODS, MethodContext, prepare_model
+from peftbench.methods import METHODS, prepare_model
+from peftbench.tasks import TASKS, method_context
 
 PEFT_CASES = [
     {"method": "lora", "r": 4},
@@ -36,8 +37,9 @@ def _load(path):
 
 
 def _prepare(path, entry: dict):
-    context = MethodContext(str(path), {}, num_training_steps=10)
-    return prepare_model(_load(path), MethodConfig(**entry), context)
+    model = _load(path)
+    context = method_context(TASKS.get("classification"), model, str(path), num_training_steps=10)
+    return prepare_model(model, MethodConfig(**entry), context)
 
 
 @pytest.mark.parametrize("entry", PEFT_CASES, ids=lambda e: "-".join(str(v) for v in e.values())[:40])
@@ -121,6 +123,10 @@ def test_method_that_does_not_fit(tiny_bert):
 def test_methods_do_not_touch_the_shared_base(tiny_bert):
     base = _load(tiny_bert)
     before = copy.deepcopy(base.state_dict())
-    prepare_model(copy.deepcopy(base), MethodConfig(method="lora", r=2), MethodContext(str(tiny_bert), {}, 1))
+    prepare_model(
+        copy.deepcopy(base),
+        MethodConfig(method="lora", r=2),
+        method_context(TASKS.get("classification"), base, str(tiny_bert), 1),
+    )
     for name, tensor in base.state_dict().items():
         assert torch.equal(tensor, before[name])

@@ -23,11 +23,15 @@ def _fail(exc: PeftbenchError) -> None:
 
 
 def _execute(config) -> None:
-    from peftbench.compare import rich_table, rows
+    from peftbench.compare import rich_samples, rich_table, rows, samples
     from peftbench.runner import run_experiment
 
     directory, failed = run_experiment(config)
-    console.print(rich_table(rows(directory), "full"))
+    table, names = rows(directory, "full")
+    console.print(rich_table(table, names, "full"))
+    merged = samples(directory, 2)
+    if merged:
+        console.print(rich_samples(merged))
     console.print(f"results in {directory}")
     for line in failed:
         console.print(f"[red]error:[/red] run {line}", highlight=False, soft_wrap=True)
@@ -97,30 +101,41 @@ def compare(
         Path | None, typer.Option("--markdown", help="Also write a Markdown table here")
     ] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write a CSV table here")] = None,
+    samples: Annotated[int, typer.Option(help="Generated samples to show (generation tasks)")] = 3,
 ) -> None:
-    """Print one table over the finished runs under DIRECTORY."""
+    """Print one table over the finished runs under DIRECTORY, and generated samples if any."""
     from peftbench import compare as comparison
     from peftbench.results import write_atomic
 
     try:
-        table = comparison.rows(directory, reference)
+        table, names = comparison.rows(directory, reference)
     except PeftbenchError as exc:
         _fail(exc)
-    console.print(comparison.rich_table(table, reference))
+    console.print(comparison.rich_table(table, names, reference))
+    merged = comparison.samples(directory, samples)
+    if merged:
+        console.print(comparison.rich_samples(merged))
     if markdown_out:
-        write_atomic(markdown_out, comparison.markdown(table))
+        write_atomic(markdown_out, comparison.markdown(table, names))
     if csv_out:
-        write_atomic(csv_out, comparison.to_csv(table))
+        write_atomic(csv_out, comparison.to_csv(table, names))
 
 
 @app.command()
 def methods() -> None:
-    """List the methods and what each trains. The classification head is trained by every method."""
+    """List the methods and tasks. A fresh classification head is trained by every method."""
     from rich.table import Table
 
     from peftbench.methods import METHODS
+    from peftbench.tasks import TASKS
 
-    table = Table(title="methods (every method also trains the classification head)")
+    tasks = Table(title="tasks")
+    tasks.add_column("name")
+    tasks.add_column("what")
+    for name in TASKS:
+        tasks.add_row(name, TASKS.get(name).summary)
+    console.print(tasks)
+    table = Table(title="methods (classification: every method also trains the fresh head)")
     table.add_column("name")
     table.add_column("trains")
     table.add_column("ships")

@@ -30,15 +30,23 @@ class DataConfig(Strict):
     train_split: str = "train"
     validation_split: str | None = None
     test_split: str | None = "test"
-    text_column: str = "text"
+    text_column: str = Field("text", description="Text to classify (classification) or model (causal_lm)")
     text_pair_column: str | None = None
     label_column: str = "label"
     label_names: list[str] | None = None
+    prompt_template: str | None = Field(
+        None, description="generation: prompt with {column} fields, e.g. 'Summarize: {article}\\n'"
+    )
+    target_column: str | None = Field(None, description="generation: the column the model must produce")
+    chat_template: bool = Field(
+        False, description="generation: wrap the prompt in the tokenizer's chat template"
+    )
+    max_target_length: int | None = Field(None, gt=0, description="generation: target tokens kept")
     data_fraction: float = Field(1.0, gt=0, le=1, description="Fraction of every split kept, in (0, 1]")
     max_train_samples: int | None = Field(None, gt=0)
     max_eval_samples: int | None = Field(None, gt=0)
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="Carved from train when no validation")
-    max_length: int = Field(256, gt=0)
+    max_length: int = Field(256, gt=0, description="Tokens per example (causal_lm: per packed block)")
 
 
 class TrainingConfig(Strict):
@@ -54,6 +62,21 @@ class TrainingConfig(Strict):
     early_stopping_patience: int | None = Field(None, gt=0)
     logging_steps: int = Field(10, gt=0)
     group_by_length: bool = False
+
+
+class GenerationConfig(Strict):
+    """How generation tasks decode at evaluation time (greedy unless asked)."""
+
+    max_new_tokens: int = Field(64, gt=0)
+    num_beams: int = Field(1, gt=0)
+    do_sample: bool = False
+    temperature: float | None = Field(None, gt=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    no_repeat_ngram_size: int | None = Field(None, ge=0)
+    batch_size: int = Field(16, gt=0)
+    num_samples: int = Field(5, ge=0, description="Generated samples copied into result.json")
+    max_eval_prompts: int | None = Field(None, gt=0, description="Generate for at most this many prompts")
 
 
 class MethodConfig(BaseModel):
@@ -76,10 +99,11 @@ class MethodConfig(BaseModel):
 
 class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
-    task: Literal["classification"] = "classification"
+    task: str = Field("classification", description="classification, causal_lm or generation")
     model: ModelConfig
     data: DataConfig
     training: TrainingConfig = TrainingConfig()
+    generation: GenerationConfig = GenerationConfig()
     methods: list[MethodConfig] = Field(min_length=1)
     baselines: bool = Field(True, description="Also evaluate the majority class and the untrained model")
     seed: int = 42
@@ -166,7 +190,9 @@ def build_config(raw: dict) -> ExperimentConfig:
     except ValidationError as exc:
         raise PeftbenchError(explain(exc)) from None
     from peftbench.methods import validate_method  # methods import models; avoid a cycle at import
+    from peftbench.tasks import TASKS
 
+    TASKS.get(config.task).validate(config)
     for method in config.methods:
         validate_method(method)
     return config

@@ -1,4 +1,4 @@
-"""Load classification data (built-in, local files, hub) into train/validation/test splits."""
+"""Load data (built-in, local files, hub) into train/validation/test splits; tasks encode them."""
 
 import html
 import importlib.util
@@ -7,13 +7,12 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict, load_dataset
 
 from peftbench.config import DataConfig
 from peftbench.errors import PeftbenchError
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-DRUGSCOM_LABELS = ["negative", "neutral", "positive"]
 
 
 def load_drugscom() -> DatasetDict:
@@ -99,46 +98,13 @@ def _pick_splits(raw: DatasetDict, config: DataConfig, seed: int) -> DatasetDict
     return DatasetDict(train=train, validation=validation, test=test)
 
 
-def _check_columns(splits: DatasetDict, config: DataConfig) -> None:
-    wanted = [c for c in (config.text_column, config.text_pair_column, config.label_column) if c]
+def check_columns(splits: DatasetDict, wanted: list[str], hint: str) -> None:
     for split, dataset in splits.items():
         missing = [c for c in wanted if c not in dataset.column_names]
         if missing:
             raise PeftbenchError(
-                f"{split} split lacks column(s) {missing} (has {dataset.column_names}); "
-                "set data.text_column / data.text_pair_column / data.label_column"
+                f"{split} split lacks column(s) {missing} (has {dataset.column_names}); {hint}"
             )
-
-
-def _label_names(train: Dataset, config: DataConfig) -> list[str]:
-    if config.label_names:
-        return list(config.label_names)
-    feature = train.features[config.label_column]
-    if isinstance(feature, ClassLabel):
-        return list(feature.names)
-    values = sorted(set(train[config.label_column]))
-    return [str(v) for v in values]
-
-
-def _label_index(value, lookup: dict[str, int], count: int) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and str(value) not in lookup:
-        return value if 0 <= value < count else None
-    return lookup.get(str(value))
-
-
-def _encode_labels(dataset: Dataset, config: DataConfig, names: list[str], split: str) -> Dataset:
-    lookup = {name: i for i, name in enumerate(names)}
-    ids = [_label_index(v, lookup, len(names)) for v in dataset[config.label_column]]
-    unknown = {v for v, i in zip(dataset[config.label_column], ids, strict=True) if i is None}
-    if unknown:
-        raise PeftbenchError(
-            f"{split} split has labels {sorted(map(str, unknown))[:5]} outside the label set "
-            f"{names}; fix the data or set data.label_names"
-        )
-    columns = {"text": dataset[config.text_column], "label": ids}
-    if config.text_pair_column:
-        columns["text_pair"] = dataset[config.text_pair_column]
-    return Dataset.from_dict(columns)
 
 
 def _subsample(dataset: Dataset, fraction: float, limit: int | None, seed: int) -> Dataset:
@@ -150,33 +116,21 @@ def _subsample(dataset: Dataset, fraction: float, limit: int | None, seed: int) 
     return dataset.shuffle(seed=seed).select(range(count))
 
 
-def load_splits(config: DataConfig, seed: int) -> tuple[DatasetDict, list[str]]:
-    """Train/validation/test with columns text[, text_pair], label (int), and the label names."""
+def load_splits(config: DataConfig, seed: int, columns: list[str], hint: str) -> DatasetDict:
+    """Train/validation/test rows, subsampled as configured, each holding `columns`."""
     splits = _pick_splits(load_raw(config), config, seed)
-    _check_columns(splits, config)
-    names = _label_names(splits["train"], config)
+    check_columns(splits, columns, hint)
     limits = {
         "train": config.max_train_samples,
         "validation": config.max_eval_samples,
         "test": config.max_eval_samples,
     }
-    encoded = {}
+    kept = {}
     for split, dataset in splits.items():
-        dataset = _subsample(dataset, config.data_fraction, limits[split], seed)
-        if len(dataset) == 0:
+        kept[split] = _subsample(dataset, config.data_fraction, limits[split], seed)
+        if len(kept[split]) == 0:
             raise PeftbenchError(
                 f"{split} split is empty after data_fraction={config.data_fraction}; "
                 "raise data.data_fraction or use a larger dataset"
             )
-        encoded[split] = _encode_labels(dataset, config, names, split)
-    return DatasetDict(encoded), names
-
-
-def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
-    """Tokenise once, without padding: the collator pads each batch to its own longest example."""
-
-    def encode(batch: dict) -> dict:
-        pair = batch.get("text_pair")
-        return tokenizer(batch["text"], pair, truncation=True, max_length=max_length)
-
-    return splits.map(encode, batched=True, desc="tokenising")
+    return DatasetDict(kept)

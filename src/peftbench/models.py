@@ -5,7 +5,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 from peftbench.errors import PeftbenchError
 
@@ -92,9 +98,22 @@ def load_tokenizer(source: ModelSource):
     except Exception as exc:
         raise _wrap_load_error(source, exc) from exc
     if tokenizer.pad_token is None:
-        # Decoder-only models often lack a pad token; reusing EOS is the usual, harmless choice.
+        # Decoder-only models often lack a pad token; reusing EOS is the usual, harmless choice:
+        # padding is masked by the attention mask and labels, never by token id.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
+
+
+def load_language_model(source: ModelSource, encoder_decoder: bool, pad_token_id: int | None):
+    """A causal LM, or a seq2seq LM (T5, BART) when the config says encoder-decoder."""
+    auto = AutoModelForSeq2SeqLM if encoder_decoder else AutoModelForCausalLM
+    try:
+        model = auto.from_pretrained(source.path, **source.kwargs())
+    except Exception as exc:
+        raise _wrap_load_error(source, exc) from exc
+    if model.config.pad_token_id is None and pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    return model
 
 
 def load_classifier(source: ModelSource, label_names: list[str], pad_token_id: int | None):

@@ -1,29 +1,24 @@
 """Run an experiment: shared data and base model, baselines, then every method through the same loop."""
 
 import copy
-import json
 import platform
 import traceback
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
 import torch
-from datasets import DatasetDict
 from safetensors.torch import save_file
 from torch import nn
 
 from peftbench import RESULT_SCHEMA_VERSION, __version__, models, results
 from peftbench.config import ExperimentConfig, MethodConfig
-from peftbench.data import load_splits, tokenize
 from peftbench.errors import PeftbenchError
 from peftbench.measure import count_parameters, directory_bytes, weights_bytes
 from peftbench.methods import METHODS, MethodContext, prepare_model
-from peftbench.metrics import classification_metrics, per_class_report
-from peftbench.training import make_trainer, predict, steps_per_run, train
+from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
+from peftbench.training import make_trainer, steps_per_run, train
 
 
 @dataclass
@@ -33,8 +28,8 @@ class Workspace:
     config: ExperimentConfig
     source: models.ModelSource
     tokenizer: object
-    splits: DatasetDict
-    label_names: list[str]
+    task: Task
+    data: TaskData
     base_model: nn.Module
     directory: Path
 
@@ -58,13 +53,13 @@ def prepare_workspace(config: ExperimentConfig) -> Workspace:
     source = models.resolve(
         config.model.name, config.model.gguf_file, config.model.revision, config.model.trust_remote_code
     )
+    task = TASKS.get(config.task)
     tokenizer = models.load_tokenizer(source)
-    splits, label_names = load_splits(config.data, config.seed)
-    encoded = tokenize(splits, tokenizer, config.data.max_length)
-    torch.manual_seed(config.seed)  # the fresh head is initialised once and shared by every method
-    base = models.load_classifier(source, label_names, tokenizer.pad_token_id)
+    data = task.load_data(config, tokenizer, models.load_config(source))
+    torch.manual_seed(config.seed)  # a fresh head is initialised once and shared by every method
+    base = task.load_model(source, data, tokenizer)
     directory = Path(config.output_dir) / config.name
-    return Workspace(config, source, tokenizer, encoded, label_names, base, directory)
+    return Workspace(config, source, tokenizer, task, data, base, directory)
 
 
 def preflight(workspace: Workspace) -> None:
@@ -75,10 +70,12 @@ def preflight(workspace: Workspace) -> None:
 
 def _context(workspace: Workspace, entry: MethodConfig) -> MethodContext:
     training = workspace.config.method_training(entry)
-    return MethodContext(
+    return method_context(
+        workspace.task,
+        workspace.base_model,
         workspace.source.path,
+        steps_per_run(len(workspace.data.splits["train"]), training),
         {"gguf_file": workspace.source.gguf_file} if workspace.source.gguf_file else {},
-        steps_per_run(len(workspace.splits["train"]), training),
     )
 
 
@@ -100,33 +97,6 @@ def run_folder(run_dir: Path):
     results.mark(run_dir, "complete")
 
 
-def _evaluation(workspace: Workspace, predictions: np.ndarray, loss: float | None) -> dict:
-    labels = np.asarray(workspace.splits["test"]["label"])
-    metrics = classification_metrics(labels, predictions, workspace.label_names)
-    metrics["loss"] = loss
-    return {"metrics": {"test": metrics}, **per_class_report(labels, predictions, workspace.label_names)}
-
-
-def _save_predictions(
-    run_dir: Path, workspace: Workspace, predictions: np.ndarray, logits: np.ndarray | None
-) -> None:
-    test = workspace.splits["test"]
-    probabilities = torch.softmax(torch.from_numpy(logits), -1).numpy() if logits is not None else None
-    lines = []
-    for i, (text, label) in enumerate(zip(test["text"], test["label"], strict=True)):
-        row = {
-            "index": i,
-            "text": text,
-            "label": workspace.label_names[label],
-            "prediction": workspace.label_names[int(predictions[i])],
-        }
-        if probabilities is not None:
-            scores = map(float, probabilities[i].round(5))
-            row["probabilities"] = dict(zip(workspace.label_names, scores, strict=True))
-        lines.append(json.dumps(row))
-    results.write_atomic(run_dir / "predictions.jsonl", "\n".join(lines) + "\n")
-
-
 def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
     return {
         "schema_version": RESULT_SCHEMA_VERSION,
@@ -143,8 +113,8 @@ def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
         },
         "data": {
             "dataset": workspace.config.data.dataset,
-            "label_names": workspace.label_names,
-            "sizes": {k: len(v) for k, v in workspace.splits.items()},
+            **workspace.data.info,
+            "sizes": {k: len(v) for k, v in workspace.data.splits.items()},
             "evaluated_on": "test",
         },
         "environment": environment(),
@@ -152,60 +122,46 @@ def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
     }
 
 
-def _finish(
-    run_dir: Path,
-    workspace: Workspace,
-    result: dict,
-    predictions: np.ndarray,
-    logits: np.ndarray | None,
-    loss: float | None,
-) -> None:
-    """Score the test predictions, save them, and write result.json last (atomically)."""
-    result.update(_evaluation(workspace, predictions, loss))
-    _save_predictions(run_dir, workspace, predictions, logits)
+def _finish(run_dir: Path, result: dict, evaluation: Evaluation) -> None:
+    """Write the evaluation's files, then result.json last (atomically)."""
+    write_files(run_dir, evaluation)
+    result.update({"metrics": {"test": evaluation.metrics}, **evaluation.extra})
     results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
 
 
-def run_majority(workspace: Workspace) -> Path:
-    run_dir = workspace.directory / "baseline-majority"
+def run_extra_baseline(workspace: Workspace, name: str, summary: str, scorer) -> Path:
+    run_dir = workspace.directory / name
     with run_folder(run_dir):
-        majority = Counter(workspace.splits["train"]["label"]).most_common(1)[0][0]
-        predictions = np.full(len(workspace.splits["test"]), majority)
-        result = _base_result(workspace, "baseline-majority", "baseline")
-        result["method"] = {
-            "name": "majority",
-            "summary": f"always '{workspace.label_names[majority]}', the most frequent training label",
-            "options": {},
-        }
-        _finish(run_dir, workspace, result, predictions, None, None)
+        result = _base_result(workspace, name, "baseline")
+        result["method"] = {"name": name.removeprefix("baseline-"), "summary": summary, "options": {}}
+        _finish(run_dir, result, scorer(workspace))
     return run_dir
 
 
+def _trainer(workspace: Workspace, model: nn.Module, run_dir: Path):
+    config = workspace.config
+    parts = workspace.task.trainer_parts(workspace.tokenizer, model, workspace.data)
+    return make_trainer(model, workspace.tokenizer, config.training, run_dir / "trainer", config.seed, parts)
+
+
 def run_untrained(workspace: Workspace) -> Path:
+    """The model before any training: zero-shot for language tasks, a fresh head for classification."""
     run_dir = workspace.directory / "baseline-untrained"
     with run_folder(run_dir):
-        config = workspace.config
-        trainer = make_trainer(
-            workspace.base_model,
-            workspace.tokenizer,
-            config.training,
-            run_dir / "trainer",
-            config.seed,
-            workspace.label_names,
-        )
-        logits, loss = predict(trainer, workspace.splits["test"])
-        predictions = logits.argmax(-1)
+        trainer = _trainer(workspace, workspace.base_model, run_dir)
+        evaluation = workspace.task.evaluate(workspace.base_model, trainer, workspace)
         result = _base_result(workspace, "baseline-untrained", "baseline")
-        result["method"] = {
-            "name": "untrained",
-            "summary": "pretrained body with a fresh, untrained head",
-            "options": {},
-        }
+        summary = (
+            "pretrained body with a fresh, untrained head"
+            if workspace.task.fresh_head
+            else "the pretrained model as is (zero-shot, same prompt)"
+        )
+        result["method"] = {"name": "untrained", "summary": summary, "options": {}}
         result["efficiency"] = count_parameters(workspace.base_model) | {
             "trainable_params": 0,
             "trainable_percent": 0.0,
         }
-        _finish(run_dir, workspace, result, predictions, logits, loss)
+        _finish(run_dir, result, evaluation)
     return run_dir
 
 
@@ -257,14 +213,13 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
             model,
             workspace.tokenizer,
             training,
-            workspace.splits["train"],
-            workspace.splits["validation"],
+            workspace.data.splits["train"],
+            workspace.data.splits["validation"],
             run_dir / "trainer",
             config.seed,
-            workspace.label_names,
+            workspace.task.trainer_parts(workspace.tokenizer, model, workspace.data),
         )
-        logits, loss = predict(outcome.trainer, workspace.splits["test"])
-        predictions = logits.argmax(-1)
+        evaluation = workspace.task.evaluate(model, outcome.trainer, workspace)
         result = _base_result(workspace, entry.run_name, "method")
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
         result["training"] = training.model_dump()
@@ -280,7 +235,7 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
             "timing_method": "perf_counter between epoch begin and end; evaluation excluded",
         }
         results.write_json(run_dir / "history.json", outcome.history)
-        _finish(run_dir, workspace, result, predictions, logits, loss)
+        _finish(run_dir, result, evaluation)
     return run_dir
 
 
@@ -292,7 +247,8 @@ def run_experiment(config: ExperimentConfig, only: list[str] | None = None) -> t
     results.write_yaml(workspace.directory / "experiment.yaml", config.model_dump())
     failed = []
     if config.baselines:
-        run_majority(workspace)
+        for name, (summary, scorer) in workspace.task.extra_baselines().items():
+            run_extra_baseline(workspace, name, summary, scorer)
         run_untrained(workspace)
     for entry in config.methods:
         if only and entry.run_name not in only:

@@ -2,6 +2,7 @@
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,13 +10,20 @@ import numpy as np
 import torch
 from datasets import Dataset
 from torch import nn
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from peftbench.config import TrainingConfig
 from peftbench.measure import EpochTimer, PeakMemory
-from peftbench.metrics import classification_metrics
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "label")
+
+@dataclass(frozen=True)
+class TrainerParts:
+    """What the shared Trainer loop takes from the task."""
+
+    collator: Callable
+    model_inputs: tuple[str, ...]
+    compute_metrics: Callable | None = None
+    loss_only: bool = False  # language models: never gather vocabulary-sized logits
 
 
 @dataclass
@@ -29,8 +37,15 @@ class TrainOutcome:
     trainer: Trainer = field(repr=False)
 
 
-def model_columns(dataset: Dataset) -> Dataset:
-    return dataset.remove_columns([c for c in dataset.column_names if c not in MODEL_INPUTS])
+def model_columns(dataset: Dataset, inputs: tuple[str, ...]) -> Dataset:
+    return dataset.remove_columns([c for c in dataset.column_names if c not in inputs])
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast the Trainer would use, for evaluation code that runs outside it."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    enabled = dtype is not None and (device.type == "cuda" or dtype == torch.bfloat16)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=enabled)
 
 
 def steps_per_run(train_size: int, config: TrainingConfig) -> int:
@@ -38,7 +53,9 @@ def steps_per_run(train_size: int, config: TrainingConfig) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
-def _arguments(config: TrainingConfig, output_dir: Path, seed: int, evaluate: bool) -> TrainingArguments:
+def _arguments(
+    config: TrainingConfig, output_dir: Path, seed: int, evaluate: bool, loss_only: bool
+) -> TrainingArguments:
     cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -66,17 +83,8 @@ def _arguments(config: TrainingConfig, output_dir: Path, seed: int, evaluate: bo
         use_cpu=not cuda,
         dataloader_num_workers=0,
         disable_tqdm=False,
+        prediction_loss_only=loss_only,
     )
-
-
-def _validation_metrics(label_names: list[str]):
-    def compute(prediction) -> dict:
-        logits = (
-            prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        )
-        return classification_metrics(prediction.label_ids, np.argmax(logits, axis=-1), label_names)
-
-    return compute
 
 
 def make_trainer(
@@ -85,7 +93,7 @@ def make_trainer(
     config: TrainingConfig,
     output_dir: Path,
     seed: int,
-    label_names: list[str],
+    parts: TrainerParts,
     train: Dataset | None = None,
     validation: Dataset | None = None,
 ) -> Trainer:
@@ -94,12 +102,12 @@ def make_trainer(
     )
     return Trainer(
         model=model,
-        args=_arguments(config, output_dir, seed, evaluate=validation is not None),
-        train_dataset=model_columns(train) if train is not None else None,
-        eval_dataset=model_columns(validation) if validation is not None else None,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        args=_arguments(config, output_dir, seed, validation is not None, parts.loss_only),
+        train_dataset=model_columns(train, parts.model_inputs) if train is not None else None,
+        eval_dataset=model_columns(validation, parts.model_inputs) if validation is not None else None,
+        data_collator=parts.collator,
         processing_class=tokenizer,
-        compute_metrics=_validation_metrics(label_names),
+        compute_metrics=parts.compute_metrics,
         callbacks=callbacks,
     )
 
@@ -138,12 +146,12 @@ def train(
     validation: Dataset,
     output_dir: Path,
     seed: int,
-    label_names: list[str],
+    parts: TrainerParts,
 ) -> TrainOutcome:
     per_epoch = steps_per_run(len(train_set), config.model_copy(update={"epochs": 1}))
     # Log at least once per epoch so every history row has a training loss.
     config = config.model_copy(update={"logging_steps": min(config.logging_steps, per_epoch)})
-    trainer = make_trainer(model, tokenizer, config, output_dir, seed, label_names, train_set, validation)
+    trainer = make_trainer(model, tokenizer, config, output_dir, seed, parts, train_set, validation)
     timer = EpochTimer()
     trainer.add_callback(timer)
     with PeakMemory() as memory:
@@ -164,9 +172,9 @@ def train(
     )
 
 
-def predict(trainer: Trainer, dataset: Dataset) -> tuple[np.ndarray, float]:
+def predict(trainer: Trainer, dataset: Dataset, inputs: tuple[str, ...]) -> tuple[np.ndarray, float]:
     """Logits and mean loss on `dataset`, evaluated without gradients."""
     with torch.inference_mode():
-        output = trainer.predict(model_columns(dataset))
+        output = trainer.predict(model_columns(dataset, inputs))
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     return np.asarray(logits, dtype=np.float32), float(output.metrics.get("test_loss", float("nan")))

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from peft import TaskType
 from torch import nn
 
 from peftbench.config import MethodConfig
@@ -14,11 +15,14 @@ from peftbench.registry import Registry
 
 @dataclass(frozen=True)
 class MethodContext:
-    """What a method may need beyond its options: where the model came from, how long training runs."""
+    """What a method may need beyond its options: the model's origin, the task's head, training length."""
 
     model_path: str
     tokenizer_kwargs: dict
     num_training_steps: int
+    peft_task_type: TaskType = TaskType.SEQ_CLS
+    head_parameters: frozenset[str] = frozenset()  # what the `head` method trains
+    fresh_head: bool = True  # a new head that every method must train (classification)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext)
     method = METHODS.get(entry.method)
     options = method.validate(entry.options)
     try:
-        return method.prepare(model, options, context)
+        prepared = method.prepare(model, options, context)
     except PeftbenchError:
         raise
     except (ValueError, TypeError, AttributeError, NotImplementedError, KeyError) as exc:
@@ -49,6 +53,12 @@ def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext)
             f"method '{entry.method}' does not fit model {type(model).__name__}: {first}; "
             "pick another method or adjust its options"
         ) from exc
+    if not any(p.requires_grad for p in prepared.parameters()):
+        raise PeftbenchError(
+            f"method '{entry.method}' leaves nothing to train in {type(model).__name__} "
+            "(e.g. bitfit on a model without bias terms); pick another method"
+        )
+    return prepared
 
 
 from peftbench.methods import bitfit, freeze, full, head, peft_methods  # noqa: E402,F401  (registrations)

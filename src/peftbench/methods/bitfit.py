@@ -6,6 +6,8 @@ METHODS.register("bitfit")(
         summary="bias terms only (BitFit, Ben Zaken et al. 2022)",
         ships="trainable",
         validate=options_validator(Options, "bitfit"),
-        prepare=lambda model, options, context: train_only(model, lambda name: name.endswith(".bias")),
+        prepare=lambda model, options, context: train_only(
+            model, lambda name: name.endswith(".bias"), context
+        ),
     )
 )

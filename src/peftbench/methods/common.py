@@ -1,13 +1,12 @@
 """Helpers shared by the weight-selecting methods (full, freeze, bitfit, head)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from peftbench.errors import PeftbenchError
-
-HEAD_NAMES = ("classifier", "score", "classification_head")
 
 
 class Options(BaseModel):
@@ -26,20 +25,8 @@ def options_validator(options_cls: type[Options], method: str):
     return validate
 
 
-def head_modules(model: nn.Module) -> list[nn.Module]:
-    heads = [module for name, module in model.named_children() if name in HEAD_NAMES]
-    if not heads:
-        raise PeftbenchError(
-            f"no classification head ({', '.join(HEAD_NAMES)}) found in {type(model).__name__}"
-        )
-    return heads
-
-
-def train_only(model: nn.Module, keep: callable) -> nn.Module:
-    """Freeze everything except parameters where keep(name) is true, plus the classification head."""
+def train_only(model: nn.Module, keep: Callable[[str], bool], context) -> nn.Module:
+    """Freeze everything except parameters where keep(name) is true, plus a fresh task head."""
     for name, param in model.named_parameters():
-        param.requires_grad = bool(keep(name))
-    for head in head_modules(model):
-        for param in head.parameters():
-            param.requires_grad = True
+        param.requires_grad = bool(keep(name)) or (context.fresh_head and name in context.head_parameters)
     return model

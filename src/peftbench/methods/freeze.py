@@ -41,7 +41,7 @@ def prepare(model: nn.Module, options: FreezeOptions, context) -> nn.Module:
             return False
         return not name.startswith(frozen_prefixes)
 
-    return train_only(model, keep)
+    return train_only(model, keep, context)
 
 
 METHODS.register("freeze")(

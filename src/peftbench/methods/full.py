@@ -6,6 +6,6 @@ METHODS.register("full")(
         summary="every weight of the model (full fine-tuning)",
         ships="model",
         validate=options_validator(Options, "full"),
-        prepare=lambda model, options, context: train_only(model, lambda name: True),
+        prepare=lambda model, options, context: train_only(model, lambda name: True, context),
     )
 )

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from peft import PeftConfig, PromptLearningConfig, TaskType, get_peft_model
+from peft import PeftConfig, PromptLearningConfig, get_peft_model
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 from torch import nn
 
@@ -56,7 +56,7 @@ def _preparer(config_cls: type[PeftConfig]):
         if "total_step" in {f.name for f in dataclasses.fields(config_cls)}:
             options.setdefault("total_step", max(context.num_training_steps, 1))
         _check_targets(model, options)
-        config = config_cls(task_type=TaskType.SEQ_CLS, **options)
+        config = config_cls(task_type=context.peft_task_type, **options)
         return get_peft_model(model, config)
 
     return prepare

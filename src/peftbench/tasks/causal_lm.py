@@ -1,0 +1,89 @@
+"""Raw-text language modelling (WikiText-style): texts packed into fixed-length blocks, scored by
+loss and perplexity per token. A few test blocks are continued by the model as readable samples."""
+
+import json
+from itertools import chain
+
+from datasets import Dataset, DatasetDict
+
+from peftbench.config import ExperimentConfig
+from peftbench.data import load_splits
+from peftbench.errors import PeftbenchError
+from peftbench.tasks import TASKS, Evaluation, TaskData
+from peftbench.tasks.decoding import generate
+from peftbench.tasks.language import LanguageTask, context_length, is_encoder_decoder, pad_info, target_loss
+
+
+def pack(token_lists: list[list[int]], block: int) -> list[list[int]]:
+    """Concatenate every text's tokens and cut the stream into full blocks (the remainder is dropped)."""
+    stream = list(chain.from_iterable(token_lists))
+    return [stream[i : i + block] for i in range(0, len(stream) - block + 1, block)]
+
+
+def _blocks(texts: list[str], tokenizer, block: int, split: str) -> Dataset:
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    encoded = tokenizer([t for t in texts if t and t.strip()])["input_ids"]
+    blocks = pack([ids + eos for ids in encoded], block)
+    if not blocks:
+        raise PeftbenchError(
+            f"the {split} split holds fewer than {block} tokens, not one full block; "
+            "lower data.max_length or use more data"
+        )
+    return Dataset.from_dict(
+        {"input_ids": blocks, "attention_mask": [[1] * block] * len(blocks), "labels": blocks}
+    )
+
+
+class CausalLM(LanguageTask):
+    summary = "language modelling on raw text packed into blocks (loss, perplexity)"
+    headline_metrics = ("perplexity", "loss")
+
+    def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:
+        if is_encoder_decoder(model_config):
+            raise PeftbenchError(
+                f"task 'causal_lm' needs a decoder-only model, but '{config.model.name}' is "
+                "encoder-decoder; use task: generation for T5/BART-style models"
+            )
+        block = context_length(config.data.max_length, model_config)
+        column = config.data.text_column
+        splits = load_splits(config.data, config.seed, [column], "set data.text_column")
+        packed = DatasetDict({s: _blocks(rows[column], tokenizer, block, s) for s, rows in splits.items()})
+        info = {
+            "text_column": column,
+            "block_size": block,
+            "blocks": {s: len(d) for s, d in packed.items()},
+            "encoder_decoder": False,
+            **pad_info(tokenizer),
+        }
+        return TaskData(packed, info)
+
+    def evaluate(self, model, trainer, workspace) -> Evaluation:
+        config, data = workspace.config, workspace.data
+        metrics = target_loss(trainer, data.splits["test"], config.training.precision, False)
+        count = min(config.generation.num_samples, len(data.splits["test"]))
+        blocks = data.splits["test"].select(range(count))["input_ids"]
+        half = data.info["block_size"] // 2
+        generated = generate(
+            trainer.model,
+            workspace.tokenizer,
+            [ids[:half] for ids in blocks],
+            config.generation.model_copy(
+                update={"max_new_tokens": min(config.generation.max_new_tokens, half)}
+            ),
+            config.training.precision,
+            False,
+            config.seed,
+        )
+        decode = workspace.tokenizer.decode
+        samples = [
+            {"prompt": decode(ids[:half]), "references": [decode(ids[half:])], "generated": text}
+            for ids, text in zip(blocks, generated.texts, strict=True)
+        ]
+        return Evaluation(
+            metrics=metrics,
+            extra={"samples": samples},
+            files={"generations.jsonl": "".join(json.dumps(s) + "\n" for s in samples)},
+        )
+
+
+TASKS.register("causal_lm")(CausalLM())

@@ -1,0 +1,144 @@
+"""Sequence classification: a fresh head on a pretrained body, scored with scikit-learn metrics."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict
+from peft import TaskType
+from torch import nn
+from transformers import DataCollatorWithPadding
+
+from peftbench import models
+from peftbench.config import DataConfig, ExperimentConfig
+from peftbench.data import load_splits
+from peftbench.errors import PeftbenchError
+from peftbench.metrics import classification_metrics, per_class_report
+from peftbench.tasks import TASKS, Evaluation, Task, TaskData, parameters_of
+from peftbench.training import TrainerParts, predict
+
+HEAD_NAMES = ("classifier", "score", "classification_head")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "label")
+
+
+def label_names(train: Dataset, config: DataConfig) -> list[str]:
+    if config.label_names:
+        return list(config.label_names)
+    feature = train.features[config.label_column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    return [str(v) for v in sorted(set(train[config.label_column]))]
+
+
+def _label_index(value, lookup: dict[str, int], count: int) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and str(value) not in lookup:
+        return value if 0 <= value < count else None
+    return lookup.get(str(value))
+
+
+def encode_labels(dataset: Dataset, config: DataConfig, names: list[str], split: str) -> Dataset:
+    """Columns text[, text_pair], label (int index into `names`)."""
+    lookup = {name: i for i, name in enumerate(names)}
+    ids = [_label_index(v, lookup, len(names)) for v in dataset[config.label_column]]
+    unknown = {v for v, i in zip(dataset[config.label_column], ids, strict=True) if i is None}
+    if unknown:
+        raise PeftbenchError(
+            f"{split} split has labels {sorted(map(str, unknown))[:5]} outside the label set "
+            f"{names}; fix the data or set data.label_names"
+        )
+    columns = {"text": dataset[config.text_column], "label": ids}
+    if config.text_pair_column:
+        columns["text_pair"] = dataset[config.text_pair_column]
+    return Dataset.from_dict(columns)
+
+
+def load_labelled(config: DataConfig, seed: int) -> tuple[DatasetDict, list[str]]:
+    """Train/validation/test with columns text[, text_pair], label (int), and the label names."""
+    columns = [c for c in (config.text_column, config.text_pair_column, config.label_column) if c]
+    hint = "set data.text_column / data.text_pair_column / data.label_column"
+    splits = load_splits(config, seed, columns, hint)
+    names = label_names(splits["train"], config)
+    return DatasetDict({s: encode_labels(d, config, names, s) for s, d in splits.items()}), names
+
+
+def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+    """Tokenise once, without padding: the collator pads each batch to its own longest example."""
+
+    def encode(batch: dict) -> dict:
+        return tokenizer(batch["text"], batch.get("text_pair"), truncation=True, max_length=max_length)
+
+    return splits.map(encode, batched=True, desc="tokenising")
+
+
+def _predictions_file(test: Dataset, names: list[str], predictions: np.ndarray, logits) -> str:
+    probabilities = torch.softmax(torch.from_numpy(logits), -1).numpy() if logits is not None else None
+    lines = []
+    for i, (text, label) in enumerate(zip(test["text"], test["label"], strict=True)):
+        row = {"index": i, "text": text, "label": names[label], "prediction": names[int(predictions[i])]}
+        if probabilities is not None:
+            row["probabilities"] = dict(zip(names, map(float, probabilities[i].round(5)), strict=True))
+        lines.append(json.dumps(row))
+    return "\n".join(lines) + "\n"
+
+
+def score(
+    data: TaskData, predictions: np.ndarray, logits: np.ndarray | None, loss: float | None
+) -> Evaluation:
+    test, names = data.splits["test"], data.info["label_names"]
+    labels = np.asarray(test["label"])
+    metrics = {**classification_metrics(labels, predictions, names), "loss": loss}
+    return Evaluation(
+        metrics=metrics,
+        extra=per_class_report(labels, predictions, names),
+        files={"predictions.jsonl": _predictions_file(test, names, predictions, logits)},
+    )
+
+
+class Classification(Task):
+    summary = "sequence classification with a fresh head (accuracy, macro-F1)"
+    headline_metrics = ("accuracy", "f1_macro")
+    fresh_head = True
+
+    def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:
+        splits, names = load_labelled(config.data, config.seed)
+        return TaskData(tokenize(splits, tokenizer, config.data.max_length), {"label_names": names})
+
+    def load_model(self, source, data: TaskData, tokenizer) -> nn.Module:
+        return models.load_classifier(source, data.info["label_names"], tokenizer.pad_token_id)
+
+    def peft_task_type(self, model: nn.Module) -> TaskType:
+        return TaskType.SEQ_CLS
+
+    def head_parameters(self, model: nn.Module) -> frozenset[str]:
+        heads = [module for name, module in model.named_children() if name in HEAD_NAMES]
+        if not heads:
+            raise PeftbenchError(
+                f"no classification head ({', '.join(HEAD_NAMES)}) found in {type(model).__name__}"
+            )
+        return parameters_of(model, heads)
+
+    def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
+        names = data.info["label_names"]
+
+        def compute_metrics(prediction) -> dict:
+            logits = prediction.predictions
+            logits = logits[0] if isinstance(logits, tuple) else logits
+            return classification_metrics(prediction.label_ids, np.argmax(logits, axis=-1), names)
+
+        return TrainerParts(DataCollatorWithPadding(tokenizer), MODEL_INPUTS, compute_metrics)
+
+    def evaluate(self, model: nn.Module, trainer, workspace) -> Evaluation:
+        logits, loss = predict(trainer, workspace.data.splits["test"], MODEL_INPUTS)
+        return score(workspace.data, logits.argmax(-1), logits, loss)
+
+    def extra_baselines(self) -> dict:
+        def majority(workspace) -> Evaluation:
+            data = workspace.data
+            label = Counter(data.splits["train"]["label"]).most_common(1)[0][0]
+            return score(data, np.full(len(data.splits["test"]), label), None, None)
+
+        return {"baseline-majority": ("always the most frequent training label", majority)}
+
+
+TASKS.register("classification")(Classification())

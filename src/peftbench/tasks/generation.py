@@ -1,0 +1,232 @@
+"""Prompt -> target generation (data-to-text, summarisation, instructions).
+
+Training puts loss on target tokens only. Evaluation generates once per distinct test prompt and
+scores against every reference that prompt has (E2E-style multi-reference)."""
+
+import json
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from string import Formatter
+
+from datasets import Dataset, DatasetDict
+
+from peftbench.config import ExperimentConfig
+from peftbench.data import load_splits
+from peftbench.errors import PeftbenchError
+from peftbench.tasks import TASKS, Evaluation, TaskData
+from peftbench.tasks.decoding import generate
+from peftbench.tasks.language import (
+    IGNORE,
+    LanguageTask,
+    context_length,
+    is_encoder_decoder,
+    log,
+    pad_info,
+    target_loss,
+)
+from peftbench.text_metrics import text_metrics
+
+
+def template_fields(template: str) -> list[str]:
+    """The column names a prompt template uses, e.g. 'Summarize: {article}' -> ['article']."""
+    try:
+        fields = [name for _, name, _, _ in Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise PeftbenchError(
+            f"data.prompt_template is not a valid template ({exc}); write fields as {{column}} "
+            "and literal braces as {{ and }}"
+        ) from None
+    bad = [name for name in fields if not name.isidentifier()]
+    if bad:
+        raise PeftbenchError(
+            f"data.prompt_template field {{{bad[0]}}} is not a column name; name a column, e.g. {{text}}"
+        )
+    return list(dict.fromkeys(fields))
+
+
+def render(template: str, fields: list[str], row: dict) -> str:
+    return template.format_map({f: "" if row[f] is None else str(row[f]) for f in fields})
+
+
+def keep_last(ids: list[int], limit: int, bos_id: int | None) -> tuple[list[int], bool]:
+    """Truncate from the left to `limit` tokens, keeping a leading BOS; says whether it cut."""
+    if len(ids) <= limit:
+        return ids, False
+    head = ids[:1] if bos_id is not None and ids[:1] == [bos_id] else []
+    return head + ids[len(ids) - (limit - len(head)) :], True
+
+
+@dataclass
+class Encoder:
+    """Turns rendered prompts and targets into model inputs, counting every truncation."""
+
+    tokenizer: object
+    chat: bool
+    encoder_decoder: bool
+    context: int
+    max_target: int
+
+    def prompt_ids(self, prompts: list[str]) -> list[list[int]]:
+        if self.chat:
+            prompts = [
+                self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+                )
+                for p in prompts
+            ]
+        return self.tokenizer(prompts, add_special_tokens=not self.chat)["input_ids"]
+
+    def target_ids(self, targets: list[str]) -> tuple[list[list[int]], int]:
+        if self.encoder_decoder:  # the tokenizer appends EOS itself
+            encoded = self.tokenizer(text_target=targets)["input_ids"]
+        else:
+            eos = self.tokenizer.eos_token_id
+            encoded = [ids + [eos] for ids in self.tokenizer(targets, add_special_tokens=False)["input_ids"]]
+        cut = sum(len(ids) > self.max_target for ids in encoded)
+        return [ids[: self.max_target] for ids in encoded], cut
+
+    def pairs(self, prompts: list[str], targets: list[str]) -> tuple[Dataset, Counter]:
+        counts: Counter = Counter()
+        targets_ids, counts["truncated_targets"] = self.target_ids(targets)
+        rows = {"input_ids": [], "attention_mask": [], "labels": []}
+        for prompt, target in zip(self.prompt_ids(prompts), targets_ids, strict=True):
+            limit = self.context if self.encoder_decoder else self.context - len(target)
+            prompt, cut = keep_last(prompt, limit, self.tokenizer.bos_token_id)
+            counts["truncated_prompts"] += cut
+            ids = prompt if self.encoder_decoder else prompt + target
+            rows["input_ids"].append(ids)
+            rows["attention_mask"].append([1] * len(ids))
+            rows["labels"].append(target if self.encoder_decoder else [IGNORE] * len(prompt) + target)
+        return Dataset.from_dict(rows), counts
+
+
+def _without_empty_targets(dataset: Dataset, column: str, split: str) -> tuple[Dataset, int]:
+    kept = dataset.filter(lambda row: bool(str(row[column] or "").strip()), desc="dropping empty targets")
+    if len(kept) == 0:
+        raise PeftbenchError(f"every target in the {split} split is empty; check data.target_column")
+    return kept, len(dataset) - len(kept)
+
+
+def _warn(counts: dict[str, dict[str, int]]) -> None:
+    for what, per_split in counts.items():
+        for split, count in per_split.items():
+            if count:
+                log.warning("%s split: %d %s", split, count, what.replace("_", " "))
+
+
+class Generation(LanguageTask):
+    summary = "prompt -> target generation, scored by BLEU, ROUGE, chrF, TER, METEOR and perplexity"
+    headline_metrics = ("bleu", "rougeL", "perplexity")
+
+    def validate(self, config: ExperimentConfig) -> None:
+        if not config.data.prompt_template or not config.data.target_column:
+            raise PeftbenchError(
+                "task 'generation' needs data.prompt_template (e.g. 'Summarize: {article}\\n') "
+                "and data.target_column (e.g. summary)"
+            )
+        template_fields(config.data.prompt_template)
+
+    def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:
+        data = config.data
+        fields = template_fields(data.prompt_template)
+        hint = "fix data.prompt_template or data.target_column"
+        splits = load_splits(data, config.seed, [*fields, data.target_column], hint)
+        encoder_decoder = is_encoder_decoder(model_config)
+        context = context_length(data.max_length, model_config)
+        room = context if encoder_decoder else context - config.generation.max_new_tokens
+        if room < 1:
+            raise PeftbenchError(
+                f"generation.max_new_tokens={config.generation.max_new_tokens} leaves no room for the "
+                f"prompt in {context} tokens; raise data.max_length or lower generation.max_new_tokens"
+            )
+        if data.chat_template and not getattr(tokenizer, "chat_template", None):
+            raise PeftbenchError(
+                "data.chat_template is true but the tokenizer has no chat template; set it false"
+            )
+        encoder = Encoder(
+            tokenizer, data.chat_template, encoder_decoder, context, data.max_target_length or context // 2
+        )
+        tokenizer.padding_side = "right"
+        counts: dict[str, dict[str, int]] = {"dropped_empty_targets": {}}
+        encoded = {}
+        for split, rows in splits.items():
+            rows, counts["dropped_empty_targets"][split] = _without_empty_targets(
+                rows, data.target_column, split
+            )
+            prompts = [render(data.prompt_template, fields, row) for row in rows]
+            encoded[split], split_counts = encoder.pairs(prompts, rows[data.target_column])
+            for name, count in split_counts.items():
+                counts.setdefault(name, {})[split] = count
+            if split == "test":
+                groups = self._reference_groups(prompts, rows[data.target_column], encoder, room, config)
+                counts["truncated_prompts"]["generation"] = sum(g.pop("cut") for g in groups)
+        _warn(counts)
+        info = {
+            "prompt_template": data.prompt_template,
+            "target_column": data.target_column,
+            "chat_template": data.chat_template,
+            "encoder_decoder": encoder_decoder,
+            "context_length": context,
+            "max_target_length": encoder.max_target,
+            "evaluation_prompts": len(groups),
+            "references_per_prompt": statistics.fmean(len(g["references"]) for g in groups),
+            **counts,
+            **pad_info(tokenizer),
+        }
+        return TaskData(splits=DatasetDict(encoded), info=info, evaluation=groups)
+
+    @staticmethod
+    def _reference_groups(prompts, targets, encoder: Encoder, room: int, config) -> list[dict]:
+        """One entry per distinct prompt with all of its references, in order of first appearance."""
+        references: dict[str, list[str]] = {}
+        for prompt, target in zip(prompts, targets, strict=True):
+            references.setdefault(prompt, []).append(str(target).strip())
+        distinct = list(references)[: config.generation.max_eval_prompts]
+        groups = []
+        for prompt, ids in zip(distinct, encoder.prompt_ids(distinct), strict=True):
+            kept, cut = keep_last(ids, room, encoder.tokenizer.bos_token_id)
+            groups.append(
+                {"prompt": prompt, "prompt_ids": kept, "references": references[prompt], "cut": cut}
+            )
+        return groups
+
+    def evaluate(self, model, trainer, workspace) -> Evaluation:
+        config, data = workspace.config, workspace.data
+        encoder_decoder = data.info["encoder_decoder"]
+        losses = target_loss(trainer, data.splits["test"], config.training.precision, encoder_decoder)
+        groups = data.evaluation
+        generated = generate(
+            trainer.model,
+            workspace.tokenizer,
+            [g["prompt_ids"] for g in groups],
+            config.generation,
+            config.training.precision,
+            encoder_decoder,
+            config.seed,
+        )
+        references = [g["references"] for g in groups]
+        metrics, notes = text_metrics(generated.texts, references)
+        metrics.update(
+            losses,
+            generated_tokens_mean=statistics.fmean(generated.token_counts),
+            generated_words_mean=statistics.fmean(len(t.split()) for t in generated.texts),
+            reference_words_mean=statistics.fmean(len(r.split()) for refs in references for r in refs),
+            empty_generations=sum(not t for t in generated.texts),
+        )
+        rows = [
+            {"index": i, "prompt": g["prompt"], "references": g["references"], "generated": text}
+            for i, (g, text) in enumerate(zip(groups, generated.texts, strict=True))
+        ]
+        return Evaluation(
+            metrics=metrics,
+            extra={
+                "samples": rows[: config.generation.num_samples],
+                "metric_notes": notes,
+                "decoding": config.generation.model_dump(),
+            },
+            files={"generations.jsonl": "".join(json.dumps(r) + "\n" for r in rows)},
+        )
+
+
+TASKS.register("generation")(Generation())

@@ -1,0 +1,73 @@
+"""What the language-model tasks share: model loading, the collator, and loss/perplexity on targets."""
+
+import logging
+import math
+
+import torch
+from datasets import Dataset
+from peft import TaskType
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import DataCollatorForSeq2Seq
+
+from peftbench import models
+from peftbench.tasks import Task, TaskData, parameters_of
+from peftbench.training import TrainerParts, autocast, model_columns
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+IGNORE = -100
+log = logging.getLogger("peftbench")
+
+
+def context_length(max_length: int, model_config) -> int:
+    """`max_length`, capped by the model's position limit where it has one."""
+    limit = getattr(model_config, "max_position_embeddings", None) or getattr(
+        model_config, "n_positions", None
+    )
+    if limit and max_length > limit:
+        log.warning("data.max_length=%d exceeds the model's %d positions; using %d", max_length, limit, limit)
+        return limit
+    return max_length
+
+
+def is_encoder_decoder(model_config) -> bool:
+    return bool(getattr(model_config, "is_encoder_decoder", False))
+
+
+def pad_info(tokenizer) -> dict:
+    return {"pad_token": tokenizer.pad_token, "pad_token_is_eos": tokenizer.pad_token == tokenizer.eos_token}
+
+
+class LanguageTask(Task):
+    """Base for tasks that train the language-modelling head of a pretrained LM."""
+
+    def load_model(self, source, data: TaskData, tokenizer) -> nn.Module:
+        return models.load_language_model(source, data.info["encoder_decoder"], tokenizer.pad_token_id)
+
+    def peft_task_type(self, model: nn.Module) -> TaskType:
+        return TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
+
+    def head_parameters(self, model: nn.Module) -> frozenset[str]:
+        # The output projection; with tied embeddings this is the input embedding matrix too.
+        return parameters_of(model, [model.get_output_embeddings()])
+
+    def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
+        collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
+        return TrainerParts(collator, MODEL_INPUTS, loss_only=True)
+
+
+def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool) -> dict:
+    """Mean negative log-likelihood per target token (not per batch), and its perplexity."""
+    model = trainer.model.eval()
+    device = trainer.args.device
+    total, count = 0.0, 0
+    loader = trainer.get_eval_dataloader(model_columns(dataset, MODEL_INPUTS))
+    with torch.inference_mode(), autocast(precision, device):
+        for batch in tqdm(loader, desc="target loss", leave=False):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            labels = batch["labels"] if encoder_decoder else batch["labels"][:, 1:]
+            tokens = int((labels != IGNORE).sum())
+            total += float(model(**batch).loss) * tokens
+            count += tokens
+    loss = total / count if count else float("nan")
+    return {"loss": loss, "perplexity": math.exp(loss) if count else None, "target_tokens": count}
