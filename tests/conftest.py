@@ -3,12 +3,19 @@
 import random
 
 import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
     LlamaConfig,
+    LlamaForCausalLM,
     LlamaForSequenceClassification,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
 )
 
 WORDS = ["good", "great", "fine", "bad", "awful", "poor", "ok", "meh", "drug", "pain", "sleep", "works"]
@@ -51,6 +58,91 @@ def tiny_llama(tmp_path_factory):
         LlamaForSequenceClassification,
         num_key_value_heads=2,
     )
+
+
+def _word_tokenizer(directory, specials: dict[str, str], append_eos: bool = False):
+    """A whitespace word-level tokenizer over WORDS with the given special tokens (e.g. no pad)."""
+    tokens = dict.fromkeys([*specials.values(), *WORDS, ":", "name", "food", "|"])
+    vocab = {token: i for i, token in enumerate(tokens)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=specials["unk_token"]))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if append_eos:  # T5-style: the tokenizer ends every sequence with EOS
+        eos = specials["eos_token"]
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"$A {eos}", special_tokens=[(eos, vocab[eos])]
+        )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **specials)
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory):
+    """GPT-2 style: no pad token at all, only <|endoftext|> (the loader must fall back)."""
+    directory = tmp_path_factory.mktemp("tiny-gpt2")
+    specials = {"unk_token": "<unk>", "eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>"}
+    tokenizer = _word_tokenizer(directory, specials)
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
+    GPT2LMHeadModel(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_lm(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-llama-lm")
+    specials = {"unk_token": "<unk>", "pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>"}
+    tokenizer = _word_tokenizer(directory, specials)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        num_key_value_heads=2,
+        **TINY,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-t5")
+    specials = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+    tokenizer = _word_tokenizer(directory, specials, append_eos=True)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=2,
+        num_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    T5ForConditionalGeneration(config).save_pretrained(directory)
+    return directory
+
+
+def write_data_to_text(path, meanings: int = 12, references: int = 3, seed: int = 0) -> None:
+    """E2E-style rows: each meaning representation appears with several human references."""
+    rng = random.Random(seed)
+    lines = ["mr,ref"]
+    for i in range(meanings):
+        mr = f"name : {WORDS[i % len(WORDS)]} | food : {WORDS[(i * 5) % len(WORDS)]}"
+        for _ in range(references):
+            ref = " ".join([WORDS[i % len(WORDS)], *rng.sample(WORDS, 3), WORDS[(i * 5) % len(WORDS)]])
+            lines.append(f"{mr},{ref}")
+    path.write_text("\n".join(lines) + "\n")
 
 
 def write_reviews(path, count: int = 48, seed: int = 0, labels=("negative", "positive")) -> None:

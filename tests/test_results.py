@@ -39,6 +39,11 @@ def test_secrets_are_redacted(monkeypatch):
     assert results.redact(data) == {"hub_token": "<redacted>", "nested": [{"model": "<redacted>"}], "lr": 0.1}
 
 
+def test_counts_and_tokenizer_tokens_are_not_secrets():
+    data = {"target_tokens": 120, "generated_tokens_mean": 4.5, "pad_token": "</s>", "api_token": "abc"}
+    assert results.redact(data) == {**data, "api_token": "<redacted>"}
+
+
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
     results.write_json(tmp_path / "a.json", {"k": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

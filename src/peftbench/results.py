@@ -12,6 +12,7 @@ import yaml
 RESULT_FILE = "result.json"
 STATUS_FILE = "status.json"
 SECRET_HINTS = ("token", "secret", "password", "api_key", "apikey")
+TOKENIZER_TOKENS = {f"{kind}_token" for kind in ("pad", "eos", "bos", "unk", "sep", "cls", "mask")}
 
 
 def now() -> str:
@@ -38,14 +39,19 @@ def write_yaml(path: Path, data: Any) -> None:
     write_atomic(path, yaml.safe_dump(redact(data), sort_keys=False))
 
 
+def _secret_key(key: Any, value: Any) -> bool:
+    """A string under a secret-looking key; counts (target_tokens) and tokenizer tokens are not secrets."""
+    name = str(key).lower()
+    if not isinstance(value, str) or name in TOKENIZER_TOKENS:
+        return False
+    return any(hint in name for hint in SECRET_HINTS)
+
+
 def redact(data: Any) -> Any:
-    """Drop values of keys that look like secrets, and any value equal to a token in the environment."""
+    """Drop secret-looking values (by key) and any value equal to a token in the environment."""
     secrets = {v for k, v in os.environ.items() if any(h in k.lower() for h in SECRET_HINTS) and len(v) >= 8}
     if isinstance(data, dict):
-        return {
-            k: "<redacted>" if any(h in str(k).lower() for h in SECRET_HINTS) else redact(v)
-            for k, v in data.items()
-        }
+        return {k: "<redacted>" if _secret_key(k, v) else redact(v) for k, v in data.items()}
     if isinstance(data, list | tuple):
         return [redact(v) for v in data]
     if isinstance(data, str) and data in secrets:

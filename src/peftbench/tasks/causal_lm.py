@@ -22,7 +22,7 @@ def pack(token_lists: list[list[int]], block: int) -> list[list[int]]:
 
 def _blocks(texts: list[str], tokenizer, block: int, split: str) -> Dataset:
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    encoded = tokenizer([t for t in texts if t and t.strip()])["input_ids"]
+    encoded = tokenizer([str(t) for t in texts if t and str(t).strip()])["input_ids"]
     blocks = pack([ids + eos for ids in encoded], block)
     if not blocks:
         raise PeftbenchError(

@@ -155,11 +155,12 @@ class Generation(LanguageTask):
                 rows, data.target_column, split
             )
             prompts = [render(data.prompt_template, fields, row) for row in rows]
-            encoded[split], split_counts = encoder.pairs(prompts, rows[data.target_column])
+            targets = [str(t).strip() for t in rows[data.target_column]]
+            encoded[split], split_counts = encoder.pairs(prompts, targets)
             for name, count in split_counts.items():
                 counts.setdefault(name, {})[split] = count
             if split == "test":
-                groups = self._reference_groups(prompts, rows[data.target_column], encoder, room, config)
+                groups = self._reference_groups(prompts, targets, encoder, room, config)
                 counts["truncated_prompts"]["generation"] = sum(g.pop("cut") for g in groups)
         _warn(counts)
         info = {
@@ -181,7 +182,7 @@ class Generation(LanguageTask):
         """One entry per distinct prompt with all of its references, in order of first appearance."""
         references: dict[str, list[str]] = {}
         for prompt, target in zip(prompts, targets, strict=True):
-            references.setdefault(prompt, []).append(str(target).strip())
+            references.setdefault(prompt, []).append(target)
         distinct = list(references)[: config.generation.max_eval_prompts]
         groups = []
         for prompt, ids in zip(distinct, encoder.prompt_ids(distinct), strict=True):
