@@ -60,7 +60,7 @@ def tiny_llama(tmp_path_factory):
     )
 
 
-def _word_tokenizer(directory, specials: dict[str, str], append_eos: bool = False):
+def _word_tokenizer(directory, specials: dict[str, str], append_eos: bool = False, prepend_bos: bool = False):
     """A whitespace word-level tokenizer over WORDS with the given special tokens (e.g. no pad)."""
     tokens = dict.fromkeys([*specials.values(), *WORDS, ":", "name", "food", "|"])
     vocab = {token: i for i, token in enumerate(tokens)}
@@ -70,6 +70,11 @@ def _word_tokenizer(directory, specials: dict[str, str], append_eos: bool = Fals
         eos = specials["eos_token"]
         backend.post_processor = processors.TemplateProcessing(
             single=f"$A {eos}", special_tokens=[(eos, vocab[eos])]
+        )
+    if prepend_bos:  # Llama-style: every sequence starts with BOS
+        bos = specials["bos_token"]
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", special_tokens=[(bos, vocab[bos])]
         )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **specials)
     tokenizer.save_pretrained(directory)
@@ -100,7 +105,7 @@ def tiny_gpt2(tmp_path_factory):
 def tiny_llama_lm(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny-llama-lm")
     specials = {"unk_token": "<unk>", "pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>"}
-    tokenizer = _word_tokenizer(directory, specials)
+    tokenizer = _word_tokenizer(directory, specials, prepend_bos=True)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
@@ -153,6 +158,13 @@ def write_reviews(path, count: int = 48, seed: int = 0, labels=("negative", "pos
         mood = ["good", "great", "works"] if label == "positive" else ["bad", "awful", "poor"]
         lines.append(" ".join(rng.choice(mood + ["drug", "pain", "ok"]) for _ in range(6)) + f",{label}")
     path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def data_to_text_csv(tmp_path):
+    path = tmp_path / "e2e.csv"
+    write_data_to_text(path)
+    return path
 
 
 @pytest.fixture

@@ -1,0 +1,147 @@
+"""Generation and causal_lm data handling on tiny tokenizers: templates, masking, truncation, grouping."""
+
+import logging
+
+import pytest
+from transformers import AutoConfig, AutoTokenizer
+
+from peftbench import models
+from peftbench.config import build_config
+from peftbench.errors import PeftbenchError
+from peftbench.tasks import TASKS
+from peftbench.tasks.causal_lm import pack
+from peftbench.tasks.generation import keep_last, template_fields
+from peftbench.tasks.language import IGNORE
+
+
+def _config(model, data_file, tmp_path, task="generation", **data):
+    raw = {
+        "name": "t",
+        "task": task,
+        "model": str(model),
+        "data": {"dataset": str(data_file), "prompt_template": "{mr} :", "target_column": "ref", **data},
+        "generation": {"max_new_tokens": 6},
+        "methods": [{"method": "full"}],
+        "output_dir": str(tmp_path),
+    }
+    return build_config(raw)
+
+
+def _load(config):
+    source = models.resolve(config.model.name)
+    tokenizer = models.load_tokenizer(source)
+    return TASKS.get(config.task).load_data(
+        config, tokenizer, AutoConfig.from_pretrained(source.path)
+    ), tokenizer
+
+
+def test_template_fields_and_bad_templates():
+    assert template_fields("Summarize: {article}\nTitle {title}: {article}") == ["article", "title"]
+    with pytest.raises(PeftbenchError, match="not a valid template"):
+        template_fields("broken {mr")
+    with pytest.raises(PeftbenchError, match="not a column name"):
+        template_fields("positional {}")
+
+
+def test_generation_needs_template_and_target(tiny_llama_lm, data_to_text_csv, tmp_path):
+    with pytest.raises(PeftbenchError, match="needs data.prompt_template"):
+        _config(tiny_llama_lm, data_to_text_csv, tmp_path, prompt_template=None)
+
+
+def test_template_naming_a_missing_column_is_a_clear_error(tiny_llama_lm, data_to_text_csv, tmp_path):
+    config = _config(tiny_llama_lm, data_to_text_csv, tmp_path, prompt_template="{meaning} :")
+    with pytest.raises(PeftbenchError, match=r"lacks column\(s\) \['meaning'\].*prompt_template"):
+        _load(config)
+
+
+def test_loss_is_on_target_tokens_only(tiny_llama_lm, data_to_text_csv, tmp_path):
+    data, tokenizer = _load(_config(tiny_llama_lm, data_to_text_csv, tmp_path))
+    row = data.splits["train"][0]
+    target = [t for t in row["labels"] if t != IGNORE]
+    prompt_length = row["labels"].index(target[0])
+    assert all(t == IGNORE for t in row["labels"][:prompt_length])
+    assert row["input_ids"][prompt_length:] == target and target[-1] == tokenizer.eos_token_id
+    assert row["input_ids"][0] == tokenizer.bos_token_id
+
+
+def test_references_are_grouped_per_prompt(tiny_llama_lm, data_to_text_csv, tmp_path):
+    # every meaning representation appears three times in the held-out test file
+    config = _config(tiny_llama_lm, data_to_text_csv, tmp_path, test_file=str(data_to_text_csv))
+    data, _ = _load(config)
+    assert len(data.evaluation) == 12 and data.info["evaluation_prompts"] == 12
+    assert all(len(group["references"]) == 3 for group in data.evaluation)
+    assert data.info["references_per_prompt"] == 3
+    assert len(data.splits["test"]) == 36  # loss still covers every (prompt, reference) pair
+
+
+def test_empty_targets_are_dropped_and_counted(tiny_llama_lm, tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(
+        "mr,ref\n" + "".join(f"name : good,{'' if i % 4 == 0 else 'good drug'}\n" for i in range(40))
+    )
+    data, _ = _load(_config(tiny_llama_lm, path, tmp_path))
+    assert sum(data.info["dropped_empty_targets"].values()) == 10
+
+
+def test_long_prompts_are_cut_from_the_left_with_a_count(tiny_llama_lm, tmp_path, caplog):
+    path = tmp_path / "d.csv"
+    long_mr = " ".join(["drug pain"] * 20)
+    path.write_text("mr,ref\n" + "".join(f"{long_mr} {i % 3},good drug\n" for i in range(30)))
+    with caplog.at_level(logging.WARNING, logger="peftbench"):
+        data, tokenizer = _load(_config(tiny_llama_lm, path, tmp_path, max_length=16))
+    assert data.info["truncated_prompts"]["train"] == len(data.splits["train"])
+    assert all(len(ids) <= 16 for ids in data.splits["train"]["input_ids"])
+    assert all(g["prompt_ids"][0] == tokenizer.bos_token_id for g in data.evaluation)
+    assert "truncated prompts" in caplog.text
+
+
+def test_keep_last_keeps_bos():
+    assert keep_last([1, 5, 6, 7, 8], 3, bos_id=1) == ([1, 7, 8], True)
+    assert keep_last([5, 6], 3, bos_id=1) == ([5, 6], False)
+
+
+def test_max_new_tokens_must_leave_room_for_a_prompt(tiny_llama_lm, data_to_text_csv, tmp_path):
+    config = _config(tiny_llama_lm, data_to_text_csv, tmp_path, max_length=8)
+    config.generation.max_new_tokens = 8
+    with pytest.raises(PeftbenchError, match="leaves no room"):
+        _load(config)
+
+
+def test_tokenizer_without_pad_token_falls_back_to_eos(tiny_gpt2):
+    raw = AutoTokenizer.from_pretrained(tiny_gpt2)
+    assert raw.pad_token is None
+    tokenizer = models.load_tokenizer(models.resolve(str(tiny_gpt2)))
+    assert tokenizer.pad_token == tokenizer.eos_token
+
+
+def test_seq2seq_model_given_causal_lm_is_refused(tiny_t5, data_to_text_csv, tmp_path):
+    config = _config(tiny_t5, data_to_text_csv, tmp_path, task="causal_lm", text_column="ref")
+    with pytest.raises(PeftbenchError, match="needs a decoder-only model"):
+        _load(config)
+
+
+def test_seq2seq_targets_are_labels_not_inputs(tiny_t5, data_to_text_csv, tmp_path):
+    data, tokenizer = _load(_config(tiny_t5, data_to_text_csv, tmp_path))
+    row = data.splits["train"][0]
+    assert data.info["encoder_decoder"] is True
+    assert row["labels"][-1] == tokenizer.eos_token_id and IGNORE not in row["labels"]
+
+
+def test_pack_cuts_full_blocks():
+    assert pack([[1, 2, 3], [4, 5], [6, 7, 8]], 3) == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_causal_lm_blocks(tiny_gpt2, data_to_text_csv, tmp_path):
+    config = _config(tiny_gpt2, data_to_text_csv, tmp_path, task="causal_lm", text_column="ref", max_length=8)
+    data, _ = _load(config)
+    assert data.info["block_size"] == 8
+    assert all(len(ids) == 8 for ids in data.splits["train"]["input_ids"])
+    assert data.splits["train"]["labels"] == data.splits["train"]["input_ids"]
+
+
+def test_causal_lm_split_smaller_than_a_block_is_an_error(tiny_gpt2, data_to_text_csv, tmp_path):
+    config = _config(
+        tiny_gpt2, data_to_text_csv, tmp_path, task="causal_lm", text_column="ref", max_length=64
+    )
+    with pytest.raises(PeftbenchError, match="not one full block"):
+        _load(config)
