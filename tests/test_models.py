@@ -30,3 +30,21 @@ def test_builtin_smollm_points_at_gguf():
 def test_trust_remote_code_passed_only_when_set():
     assert models.resolve("org/model").kwargs()["trust_remote_code"] is False
     assert models.resolve("org/model", trust_remote_code=True).kwargs()["trust_remote_code"] is True
+
+
+def test_gguf_models_load_dequantised():
+    kwargs = models.resolve("smollm2-135m").model_kwargs()
+    assert kwargs["quantization_config"].dequantize is True
+    assert "quantization_config" not in models.resolve("org/model").model_kwargs()
+
+
+@pytest.mark.slow
+def test_builtin_smollm_loads_as_a_trainable_causal_lm():
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    source = models.resolve("smollm2-135m")
+    tokenizer = models.load_tokenizer(source)
+    model = models.load_language_model(source, False, tokenizer.pad_token_id)
+    assert type(model).__name__ == "LlamaForCausalLM" and not getattr(model, "is_quantized", False)
+    validate_quantization_for_training(model)  # raises for models the Trainer would refuse
+    assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"

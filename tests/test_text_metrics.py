@@ -1,7 +1,8 @@
 import pytest
 
 from peftbench import text_metrics
-from peftbench.text_metrics import rouge, text_metrics as score
+from peftbench.text_metrics import rouge
+from peftbench.text_metrics import text_metrics as score
 
 
 def test_bleu_matches_hand_computed_value():

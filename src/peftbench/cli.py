@@ -58,6 +58,12 @@ def train(
     model: Annotated[str, typer.Option(help="Alias (minilm, smollm2-135m), hub id or local path")],
     dataset: Annotated[str, typer.Option(help="drugscom, a hub id, or a local data file")],
     method: Annotated[str, typer.Option(help="Method name; see `peftbench methods`")] = "lora",
+    task: Annotated[
+        str,
+        typer.Option(
+            help="classification, causal_lm or generation (set data.prompt_template etc. via --set)"
+        ),
+    ] = "classification",
     epochs: Annotated[float, typer.Option()] = 3,
     batch_size: Annotated[int, typer.Option()] = 16,
     learning_rate: Annotated[float | None, typer.Option(help="Default: 2e-5 (full), 2e-4 (others)")] = None,
@@ -75,6 +81,7 @@ def train(
     options = {k: v for k, v in {"r": lora_r, "lora_alpha": lora_alpha}.items() if v is not None}
     raw = {
         "name": name or f"{Path(model).name}-{Path(dataset).stem}-{method}",
+        "task": task,
         "model": model,
         "data": {"dataset": dataset, "data_fraction": data_fraction},
         "seed": seed,

@@ -37,6 +37,15 @@ class ModelSource:
             extra["revision"] = self.revision
         return {"trust_remote_code": self.trust_remote_code, **extra}
 
+    def model_kwargs(self) -> dict:
+        """GGUF weights are unpacked to dense tensors: every method, full fine-tuning included, trains them
+        (transformers otherwise marks a GGUF model quantized and the Trainer refuses it)."""
+        if not self.gguf_file:
+            return self.kwargs()
+        from transformers import GgufConfig
+
+        return {**self.kwargs(), "quantization_config": GgufConfig(dequantize=True)}
+
 
 def _package_dir(package: str) -> Path:
     # find_spec locates the package without importing it (the packages' own imports may be missing).
@@ -108,7 +117,7 @@ def load_language_model(source: ModelSource, encoder_decoder: bool, pad_token_id
     """A causal LM, or a seq2seq LM (T5, BART) when the config says encoder-decoder."""
     auto = AutoModelForSeq2SeqLM if encoder_decoder else AutoModelForCausalLM
     try:
-        model = auto.from_pretrained(source.path, **source.kwargs())
+        model = auto.from_pretrained(source.path, **source.model_kwargs())
     except Exception as exc:
         raise _wrap_load_error(source, exc) from exc
     if model.config.pad_token_id is None and pad_token_id is not None:
@@ -124,7 +133,7 @@ def load_classifier(source: ModelSource, label_names: list[str], pad_token_id: i
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={name: i for i, name in enumerate(label_names)},
-            **source.kwargs(),
+            **source.model_kwargs(),
         )
     except Exception as exc:
         raise _wrap_load_error(source, exc) from exc
