@@ -130,3 +130,51 @@ def test_methods_do_not_touch_the_shared_base(tiny_bert):
     )
     for name, tensor in base.state_dict().items():
         assert torch.equal(tensor, before[name])
+
+
+LM_CASES = [
+    {"method": "full"},
+    {"method": "freeze", "frozen_layers": 1},
+    {"method": "head"},
+    {"method": "lora", "r": 2, "target_modules": "all-linear"},
+    {"method": "ia3"},
+    {
+        "method": "prompt_tuning",
+        "num_virtual_tokens": 3,
+        "prompt_tuning_init": "TEXT",
+        "prompt_tuning_init_text": "good drug",
+    },
+    {"method": "prefix_tuning", "num_virtual_tokens": 3},
+]
+
+
+@pytest.mark.parametrize("entry", LM_CASES, ids=lambda e: e["method"])
+def test_methods_train_a_causal_lm(tiny_llama_lm, entry):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_lm)
+    context = method_context(TASKS.get("causal_lm"), model, str(tiny_llama_lm), num_training_steps=4)
+    prepared = prepare_model(model, MethodConfig(**entry), context)
+    ids = torch.randint(4, 16, (2, 6))
+    prepared(input_ids=ids, labels=ids).loss.backward()
+    trained = [p for p in prepared.parameters() if p.requires_grad]
+    assert trained and all(p.grad is not None for p in trained)
+
+
+def test_lm_head_method_trains_only_the_output_layer(tiny_llama_lm):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_lm)
+    context = method_context(TASKS.get("causal_lm"), model, str(tiny_llama_lm), num_training_steps=4)
+    prepared = prepare_model(model, MethodConfig(method="head"), context)
+    assert [n for n, p in prepared.named_parameters() if p.requires_grad] == ["lm_head.weight"]
+
+
+def test_bitfit_on_a_model_without_biases_says_so(tiny_llama_lm):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_lm)
+    context = method_context(TASKS.get("causal_lm"), model, str(tiny_llama_lm), num_training_steps=4)
+    with pytest.raises(PeftbenchError, match="leaves nothing to train"):
+        prepare_model(model, MethodConfig(method="bitfit"), context)
