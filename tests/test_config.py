@@ -60,3 +60,15 @@ def test_yaml_is_loaded_safely(tmp_path):
 
 def test_trust_remote_code_off_by_default(experiment):
     assert build_config(experiment).model.trust_remote_code is False
+
+
+def test_unknown_task_suggests(experiment):
+    experiment["task"] = "generaton"
+    with pytest.raises(PeftbenchError, match="unknown task 'generaton'.*did you mean 'generation'"):
+        build_config(experiment)
+
+
+def test_misspelled_generation_key_suggests(experiment):
+    experiment["generation"] = {"max_new_tokns": 3}
+    with pytest.raises(PeftbenchError, match="'generation.max_new_tokns'.*'max_new_tokens'"):
+        build_config(experiment)
