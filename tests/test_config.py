@@ -5,7 +5,7 @@ import pytest
 from peftbench.config import apply_overrides, build_config, load_config
 from peftbench.errors import PeftbenchError
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
