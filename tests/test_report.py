@@ -1,0 +1,95 @@
+"""The report over real (tiny) runs: files, contents, statistics, and the page in headless Chromium."""
+
+import csv
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from peftbench.cli import app
+from peftbench.report.plots import pareto_front
+
+runner = CliRunner()
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_pareto_front_keeps_undominated_points():
+    points = [(10, 0.7), (100, 0.9), (50, 0.6), (1000, 0.85)]
+    assert pareto_front(points, higher=True) == [0, 1]
+    assert pareto_front([(1, 30.0), (10, 20.0), (5, 40.0)], higher=False) == [0, 1]
+
+
+@pytest.fixture(scope="module")
+def classification_runs(tmp_path_factory, tiny_bert):
+    from conftest import write_reviews
+
+    root = tmp_path_factory.mktemp("report")
+    write_reviews(root / "reviews.csv", count=60)
+    experiment = {
+        "name": "tiny",
+        "model": str(tiny_bert),
+        "data": {"dataset": str(root / "reviews.csv"), "max_length": 16},
+        "training": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 2},
+        "methods": [{"method": "full"}, {"method": "lora", "r": 4, "target_modules": ["query", "value"]}],
+        "output_dir": str(root / "runs"),
+    }
+    (root / "experiment.yaml").write_text(yaml.safe_dump(experiment))
+    result = runner.invoke(app, ["run", str(root / "experiment.yaml")])
+    assert result.exit_code == 0, result.output
+    return root / "runs" / "tiny"
+
+
+@pytest.mark.slow
+def test_report_files_and_contents(classification_runs):
+    result = runner.invoke(app, ["report", str(classification_runs)])
+    assert result.exit_code == 0, result.output
+    text = (classification_runs / "report.md").read_text()
+    assert "## Verdict" in text and "**lora** reaches" in text and "exact McNemar" in text
+    assert "| full |" in text and "| lora |" in text and "accuracy before" in text
+    assert text.count("![") == 5  # loss curves, two Pareto plots, training time, confusion matrices
+    rows = list(csv.DictReader((classification_runs / "summary.csv").open()))
+    assert {r["cell"] for r in rows} == {"full", "lora", "baseline-untrained", "baseline-majority"}
+    lora = next(r for r in rows if r["cell"] == "lora")
+    assert 0 <= float(lora["p_value"]) <= 1 and float(lora["accuracy"]) >= 0
+    page = (classification_runs / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "src='figures/" not in page  # self-contained
+
+
+def test_report_on_empty_folder_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no complete runs" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(classification_runs, tmp_path):
+    runner.invoke(app, ["report", str(classification_runs)])
+    page = (classification_runs / "report.html").read_text()
+    probe = (
+        "<script>window.addEventListener('load',()=>{document.body.dataset.images="
+        "[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length;"
+        "document.body.dataset.rows=document.querySelectorAll('#summary tr').length;});</script>"
+    )
+    checked = tmp_path / "report.html"
+    checked.write_text(page.replace("</body>", probe + "</body>"))
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            checked.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert re.search(r'data-images="5"', dom), dom[:500]
+    assert re.search(r'data-rows="5"', dom)  # header + four runs
+    assert "Verdict" in dom
