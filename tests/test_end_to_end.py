@@ -80,7 +80,7 @@ def test_failed_run_is_marked_and_others_continue(tmp_path, experiment, monkeypa
 
     monkeypatch.setattr(runner_module, "train", explode)
     experiment["baselines"] = False
-    result = runner.invoke(app, ["run", str(_write(tmp_path, experiment))])
+    result = runner.invoke(app, ["run", str(_write(tmp_path, experiment)), "--inline"])
     assert result.exit_code == 1
     assert "simulated crash" in result.output
     lora_dir = tmp_path / "runs" / "tiny" / "lora"

@@ -22,11 +22,11 @@ def _fail(exc: PeftbenchError) -> None:
     raise typer.Exit(2)
 
 
-def _execute(config) -> None:
+def _execute(config, force: bool = False, inline: bool = False) -> None:
     from peftbench.compare import rich_samples, rich_table, rows, samples
-    from peftbench.runner import run_experiment
+    from peftbench.executor import run_grid
 
-    directory, failed = run_experiment(config)
+    directory, failed = run_grid(config, force=force, inline=inline, console=console)
     table, names = rows(directory, "full")
     console.print(rich_table(table, names, "full"))
     merged = samples(directory, 2)
@@ -43,12 +43,18 @@ def _execute(config) -> None:
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment YAML")],
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+    force: Annotated[bool, typer.Option(help="Redo runs that are already complete")] = False,
+    inline: Annotated[
+        bool, typer.Option(help="Run everything in this process (faster start; no crash isolation)")
+    ] = False,
 ) -> None:
-    """Run every method (and the baselines) of an experiment file, then print the comparison."""
+    """Run every method, sweep value, seed and baseline of an experiment file, then print the comparison.
+
+    Each run executes in its own process; complete runs with the same config are skipped."""
     from peftbench.config import load_config
 
     try:
-        _execute(load_config(config, set_))
+        _execute(load_config(config, set_), force, inline)
     except PeftbenchError as exc:
         _fail(exc)
 

@@ -1,7 +1,7 @@
 """Typed experiment configs: defaults <- YAML <- command-line overrides."""
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -87,6 +87,18 @@ class MethodConfig(BaseModel):
     name: str | None = Field(None, description="Run name; defaults to the method name")
     learning_rate: float | None = Field(None, gt=0, description="Overrides training.learning_rate")
     epochs: float | None = Field(None, gt=0)
+    sweep: dict[str, list[Any]] | None = Field(
+        None,
+        description="Values to sweep, e.g. {r: [4, 8], learning_rate: [1e-4, 3e-4]}: one run per combination",
+    )
+
+    @field_validator("sweep")
+    @classmethod
+    def _non_empty_sweep(cls, sweep: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        for key, values in (sweep or {}).items():
+            if not values:
+                raise ValueError(f"sweep.{key} is empty; give at least one value")
+        return sweep
 
     @property
     def options(self) -> dict[str, Any]:
@@ -107,6 +119,10 @@ class ExperimentConfig(Strict):
     methods: list[MethodConfig] = Field(min_length=1)
     baselines: bool = Field(True, description="Also evaluate the majority class and the untrained model")
     seed: int = 42
+    seeds: list[int] | None = Field(None, min_length=1, description="Repeat every run with each seed")
+    data_fractions: list[Annotated[float, Field(gt=0, le=1)]] | None = Field(
+        None, min_length=1, description="Repeat every run at each fraction of the data, each in (0, 1]"
+    )
     output_dir: str = "runs"
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
 
@@ -193,7 +209,9 @@ def build_config(raw: dict) -> ExperimentConfig:
     from peftbench.tasks import TASKS
 
     TASKS.get(config.task).validate(config)
-    for method in config.methods:
+    from peftbench.grid import expand_methods
+
+    for method in expand_methods(config.methods):
         validate_method(method)
     return config
 

@@ -64,14 +64,18 @@ def mark(run_dir: Path, status: str, **details: Any) -> None:
     write_json(run_dir / STATUS_FILE, {"status": status, "time": now(), **details})
 
 
-def begin(run_dir: Path) -> None:
+def begin(run_dir: Path, **details: Any) -> None:
     (run_dir / RESULT_FILE).unlink(missing_ok=True)
-    mark(run_dir, "running")
+    mark(run_dir, "running", pid=os.getpid(), **details)
+
+
+def read_status_file(run_dir: Path) -> dict:
+    path = run_dir / STATUS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_status(run_dir: Path) -> str:
-    path = run_dir / STATUS_FILE
-    return json.loads(path.read_text()).get("status", "unknown") if path.is_file() else "unknown"
+    return read_status_file(run_dir).get("status", "unknown")
 
 
 def finished_results(root: Path) -> list[dict]:

@@ -14,7 +14,7 @@ from torch import nn
 
 from peftbench import RESULT_SCHEMA_VERSION, __version__, models, results
 from peftbench.config import ExperimentConfig, MethodConfig
-from peftbench.errors import PeftbenchError
+from peftbench.grid import cell_of
 from peftbench.measure import count_parameters, directory_bytes, weights_bytes
 from peftbench.methods import METHODS, MethodContext, prepare_model
 from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
@@ -32,6 +32,8 @@ class Workspace:
     data: TaskData
     base_model: nn.Module
     directory: Path
+    suffix: str = ""  # seed / data-fraction tag of the run folders, e.g. "@seed1"
+    config_hash: str | None = None
 
 
 def environment() -> dict:
@@ -80,21 +82,21 @@ def _context(workspace: Workspace, entry: MethodConfig) -> MethodContext:
 
 
 @contextmanager
-def run_folder(run_dir: Path):
+def run_folder(run_dir: Path, config_hash: str | None = None):
     """Marks the run running; complete only if the body finished, else failed or interrupted."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    results.begin(run_dir)
+    keyed = {"config_hash": config_hash}
+    results.begin(run_dir, **keyed)
     try:
         yield run_dir
     except KeyboardInterrupt:
-        results.mark(run_dir, "interrupted")
+        results.mark(run_dir, "interrupted", **keyed)
         raise
     except Exception as exc:
-        results.mark(
-            run_dir, "failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
+        error = f"{type(exc).__name__}: {exc}"
+        results.mark(run_dir, "failed", error=error, traceback=traceback.format_exc(), **keyed)
         raise
-    results.mark(run_dir, "complete")
+    results.mark(run_dir, "complete", **keyed)
 
 
 def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
@@ -102,7 +104,9 @@ def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
         "schema_version": RESULT_SCHEMA_VERSION,
         "status": "complete",
         "experiment": workspace.config.name,
-        "run": run,
+        "run": run + workspace.suffix,
+        "cell": cell_of(run + workspace.suffix),
+        "config_hash": workspace.config_hash,
         "kind": kind,
         "task": workspace.config.task,
         "seed": workspace.config.seed,
@@ -130,8 +134,8 @@ def _finish(run_dir: Path, result: dict, evaluation: Evaluation) -> None:
 
 
 def run_extra_baseline(workspace: Workspace, name: str, summary: str, scorer) -> Path:
-    run_dir = workspace.directory / name
-    with run_folder(run_dir):
+    run_dir = workspace.directory / (name + workspace.suffix)
+    with run_folder(run_dir, workspace.config_hash):
         result = _base_result(workspace, name, "baseline")
         result["method"] = {"name": name.removeprefix("baseline-"), "summary": summary, "options": {}}
         _finish(run_dir, result, scorer(workspace))
@@ -146,8 +150,8 @@ def _trainer(workspace: Workspace, model: nn.Module, run_dir: Path):
 
 def run_untrained(workspace: Workspace) -> Path:
     """The model before any training: zero-shot for language tasks, a fresh head for classification."""
-    run_dir = workspace.directory / "baseline-untrained"
-    with run_folder(run_dir):
+    run_dir = workspace.directory / ("baseline-untrained" + workspace.suffix)
+    with run_folder(run_dir, workspace.config_hash):
         trainer = _trainer(workspace, workspace.base_model, run_dir)
         evaluation = workspace.task.evaluate(workspace.base_model, trainer, workspace)
         result = _base_result(workspace, "baseline-untrained", "baseline")
@@ -194,9 +198,9 @@ def _save_artifact(model: nn.Module, ships: str, run_dir: Path, save_full: bool)
 
 
 def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
-    run_dir = workspace.directory / entry.run_name
+    run_dir = workspace.directory / (entry.run_name + workspace.suffix)
     config = workspace.config
-    with run_folder(run_dir):
+    with run_folder(run_dir, workspace.config_hash):
         training = config.method_training(entry)
         method = METHODS.get(entry.method)
         model = prepare_model(copy.deepcopy(workspace.base_model), entry, _context(workspace, entry))
@@ -239,24 +243,11 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
     return run_dir
 
 
-def run_experiment(config: ExperimentConfig, only: list[str] | None = None) -> tuple[Path, list[str]]:
-    """Runs baselines and methods; returns the experiment folder and the names of runs that failed."""
-    workspace = prepare_workspace(config)
-    preflight(workspace)
-    workspace.directory.mkdir(parents=True, exist_ok=True)
-    results.write_yaml(workspace.directory / "experiment.yaml", config.model_dump())
-    failed = []
-    if config.baselines:
-        for name, (summary, scorer) in workspace.task.extra_baselines().items():
-            run_extra_baseline(workspace, name, summary, scorer)
-        run_untrained(workspace)
-    for entry in config.methods:
-        if only and entry.run_name not in only:
-            continue
-        try:
-            run_method(workspace, entry)
-        except PeftbenchError as exc:
-            failed.append(f"{entry.run_name}: {exc}")
-        except Exception as exc:  # one broken run is recorded and the rest still run
-            failed.append(f"{entry.run_name}: {type(exc).__name__}: {exc}")
-    return workspace.directory, failed
+def baseline_names(workspace: Workspace) -> list[str]:
+    return [*workspace.task.extra_baselines(), "baseline-untrained"]
+
+
+def run_baselines(workspace: Workspace) -> None:
+    for name, (summary, scorer) in workspace.task.extra_baselines().items():
+        run_extra_baseline(workspace, name, summary, scorer)
+    run_untrained(workspace)

@@ -1,0 +1,59 @@
+"""Child-process entry point: `python -m peftbench.worker SPEC.json` runs one spec of a grid.
+
+Running each spec in its own process keeps memory peaks per run and lets one crash (even one that
+kills the process) leave the rest of the grid running. Exit code 0 only when every run completed."""
+
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from peftbench.config import build_config
+from peftbench.grid import RunSpec
+from peftbench.runner import Workspace, prepare_workspace, run_baselines, run_method
+
+# Fault injection for the tests of crash isolation: the named run's process dies as an OOM kill would.
+CRASH_ENV = "PEFTBENCH_TEST_CRASH_RUN"
+
+
+def spec_to_json(spec: RunSpec) -> str:
+    payload = {
+        "kind": spec.kind,
+        "suffix": spec.suffix,
+        "config_hash": spec.config_hash,
+        "config": spec.config.model_dump(mode="json"),
+    }
+    return json.dumps(payload)
+
+
+def spec_from_json(text: str) -> RunSpec:
+    payload = json.loads(text)
+    return RunSpec(payload["kind"], payload["suffix"], build_config(payload["config"]))
+
+
+def execute(spec: RunSpec, workspace: Workspace | None = None) -> Workspace:
+    """Run `spec`, loading its workspace unless one for the same seed and data is given."""
+    workspace = workspace or prepare_workspace(spec.config)
+    workspace = replace(workspace, config=spec.config, suffix=spec.suffix, config_hash=spec.config_hash)
+    if os.environ.get(CRASH_ENV) == spec.name:
+        os._exit(70)
+    if spec.kind == "baselines":
+        run_baselines(workspace)
+    else:
+        run_method(workspace, spec.entry)
+    return workspace
+
+
+def main(argv: list[str]) -> int:
+    spec = spec_from_json(Path(argv[1]).read_text())
+    try:
+        execute(spec)
+    except Exception as exc:  # already recorded as failed in the run's status.json
+        print(f"error: run {spec.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
