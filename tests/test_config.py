@@ -5,7 +5,9 @@ import pytest
 from peftbench.config import apply_overrides, build_config, load_config
 from peftbench.errors import PeftbenchError
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml")) + sorted(
+    (Path(__file__).parents[1] / "src" / "peftbench" / "demos").glob("*.yaml")
+)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

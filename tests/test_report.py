@@ -34,10 +34,11 @@ def classification_runs(tmp_path_factory, tiny_bert):
         "data": {"dataset": str(root / "reviews.csv"), "max_length": 16},
         "training": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 2},
         "methods": [{"method": "full"}, {"method": "lora", "r": 4, "target_modules": ["query", "value"]}],
+        "seeds": [1, 2],
         "output_dir": str(root / "runs"),
     }
     (root / "experiment.yaml").write_text(yaml.safe_dump(experiment))
-    result = runner.invoke(app, ["run", str(root / "experiment.yaml")])
+    result = runner.invoke(app, ["run", str(root / "experiment.yaml"), "--inline"])
     assert result.exit_code == 0, result.output
     return root / "runs" / "tiny"
 
@@ -54,6 +55,8 @@ def test_report_files_and_contents(classification_runs):
     assert {r["cell"] for r in rows} == {"full", "lora", "baseline-untrained", "baseline-majority"}
     lora = next(r for r in rows if r["cell"] == "lora")
     assert 0 <= float(lora["p_value"]) <= 1 and float(lora["accuracy"]) >= 0
+    assert lora["seeds"] == "2" and lora["accuracy_std"] != "" and lora["accuracy_ci95"].startswith("[")
+    assert "| lora | 2 |" in text  # two seeds pooled into one row
     page = (classification_runs / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "src='figures/" not in page  # self-contained
 

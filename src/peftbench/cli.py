@@ -135,6 +135,25 @@ def compare(
 
 
 @app.command()
+def demo(
+    quick: Annotated[
+        bool, typer.Option(help="Smaller data and fewer methods: a first look in minutes")
+    ] = False,
+    output_dir: Annotated[str, typer.Option(help="Where the experiment folders go")] = "runs",
+) -> None:
+    """Run the embedded default experiments (classification on minilm, generation on smollm2-135m)
+    offline, write a report for each, and print where they are."""
+    from peftbench.demo import run_demo
+
+    try:
+        folders = run_demo(quick, output_dir, console)
+    except PeftbenchError as exc:
+        _fail(exc)
+    for folder in folders:
+        console.print(f"report: {folder / 'report.html'}  (also report.md, summary.csv)")
+
+
+@app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="Experiment folder (runs/<name>)")],
     reference: Annotated[str, typer.Option(help="Run or method the others are tested against")] = "full",

@@ -1,7 +1,10 @@
 """Locate and load models: built-in offline aliases, local dirs, GGUF files and hub ids."""
 
+import hashlib
 import importlib.util
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,37 @@ def resolve(
             f"model path '{name}' does not exist; check the path or use a hub id like org/model"
         )
     return ModelSource(name, gguf_file, revision, trust_remote_code)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PEFTBENCH_CACHE", Path.home() / ".cache" / "peftbench"))
+
+
+def densify(source: ModelSource) -> ModelSource:
+    """A GGUF model as a plain checkpoint, dequantised once and cached (PEFTBENCH_CACHE, default
+    ~/.cache/peftbench): every later load reads safetensors in a second instead of unpacking the GGUF."""
+    if not source.gguf_file:
+        return source
+    gguf = Path(source.path) / source.gguf_file
+    if not gguf.is_file():  # a hub repository: transformers fetches the file itself
+        return source
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_root() / "dense" / f"{gguf.stem}-{key}"
+    if not (target / "config.json").is_file():
+        staging = Path(
+            tempfile.mkdtemp(dir=target.parent.mkdir(parents=True, exist_ok=True) or target.parent)
+        )
+        try:
+            tokenizer = load_tokenizer(source)
+            load_language_model(source, False, tokenizer.pad_token_id).save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (target / "config.json").is_file():  # not a lost race with another process
+                raise
+    return ModelSource(str(target), None, None, source.trust_remote_code)
 
 
 def _offline() -> bool:

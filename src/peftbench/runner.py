@@ -52,8 +52,10 @@ def environment() -> dict:
 
 
 def prepare_workspace(config: ExperimentConfig) -> Workspace:
-    source = models.resolve(
-        config.model.name, config.model.gguf_file, config.model.revision, config.model.trust_remote_code
+    source = models.densify(
+        models.resolve(
+            config.model.name, config.model.gguf_file, config.model.revision, config.model.trust_remote_code
+        )
     )
     task = TASKS.get(config.task)
     tokenizer = models.load_tokenizer(source)

@@ -1,0 +1,54 @@
+"""`peftbench demo`: the embedded default experiments, offline on a CPU, each followed by its report."""
+
+from importlib.resources import files
+from pathlib import Path
+
+from rich.console import Console
+
+from peftbench.config import ExperimentConfig, apply_overrides, build_config, read_yaml
+
+DEMOS = ("classification", "generation")
+# --quick: the same experiments, smaller, for a first look in a few minutes on 2 cores.
+QUICK = {
+    "classification": [
+        "name=demo-classification-quick",
+        "data.max_train_samples=160",
+        "data.max_eval_samples=80",
+        "training.epochs=2",
+        "methods=[{method: full}, {method: ia3, learning_rate: 0.01}]",
+    ],
+    "generation": [
+        "name=demo-generation-quick",
+        "data.max_train_samples=32",
+        "data.max_eval_samples=8",
+        "generation.max_new_tokens=24",
+        "methods=[{method: full}, {method: lora, r: 8, target_modules: all-linear, learning_rate: 0.001}]",
+    ],
+}
+
+
+def demo_path(name: str) -> Path:
+    return Path(str(files("peftbench.demos") / f"{name}.yaml"))
+
+
+def demo_config(name: str, quick: bool, output_dir: str) -> ExperimentConfig:
+    overrides = [*(QUICK[name] if quick else []), f"output_dir={output_dir}"]
+    return build_config(apply_overrides(read_yaml(demo_path(name)), overrides))
+
+
+def run_demo(quick: bool, output_dir: str, console: Console) -> list[Path]:
+    """Run every demo experiment and write its report; returns the report folders."""
+    from peftbench import report
+    from peftbench.executor import run_grid
+
+    folders = []
+    for name in DEMOS:
+        config = demo_config(name, quick, output_dir)
+        console.rule(f"demo: {config.name}")
+        # quick: one process for everything (saves the per-run start-up); full: one process per run
+        directory, failed = run_grid(config, inline=quick, console=console)
+        for line in failed:
+            console.print(f"[red]error:[/red] run {line}", highlight=False, soft_wrap=True)
+        report.write(report.build(directory, "full"), directory)
+        folders.append(directory)
+    return folders
