@@ -39,10 +39,13 @@ def test_gguf_models_load_dequantised():
 
 
 @pytest.mark.slow
-def test_builtin_smollm_loads_as_a_trainable_causal_lm():
+def test_builtin_smollm_loads_as_a_trainable_causal_lm(tmp_path, monkeypatch):
     from transformers.trainer_utils import validate_quantization_for_training
 
-    source = models.resolve("smollm2-135m")
+    monkeypatch.setenv("PEFTBENCH_CACHE", str(tmp_path))
+    source = models.densify(models.resolve("smollm2-135m"))
+    assert source.gguf_file is None and source.path.startswith(str(tmp_path / "dense"))
+    assert models.densify(models.resolve("smollm2-135m")) == source  # cached: same checkpoint reused
     tokenizer = models.load_tokenizer(source)
     model = models.load_language_model(source, False, tokenizer.pad_token_id)
     assert type(model).__name__ == "LlamaForCausalLM" and not getattr(model, "is_quantized", False)
