@@ -77,8 +77,12 @@ def rows(root: Path, reference: str = "full") -> tuple[list[dict], list[str]]:
 
 
 def samples(root: Path, count: int) -> list[dict]:
-    """The first `count` saved samples, each with every run's output for the same prompt."""
-    found = [r for r in finished_results(root) if r.get("samples")]
+    """The first `count` saved samples under `root`, each with every run's output for the same prompt."""
+    return merge_samples(finished_results(root), count)
+
+
+def merge_samples(found: list[dict], count: int) -> list[dict]:
+    found = [r for r in found if r.get("samples")]
     if not found:
         return []
     merged = []

@@ -99,9 +99,8 @@ def densify(source: ModelSource) -> ModelSource:
     key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_root() / "dense" / f"{gguf.stem}-{key}"
     if not (target / "config.json").is_file():
-        staging = Path(
-            tempfile.mkdtemp(dir=target.parent.mkdir(parents=True, exist_ok=True) or target.parent)
-        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent))
         try:
             tokenizer = load_tokenizer(source)
             load_language_model(source, False, tokenizer.pad_token_id).save_pretrained(staging)

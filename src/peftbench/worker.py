@@ -36,8 +36,6 @@ def execute(spec: RunSpec, workspace: Workspace | None = None) -> Workspace:
     """Run `spec`, loading its workspace unless one for the same seed and data is given."""
     workspace = workspace or prepare_workspace(spec.config)
     workspace = replace(workspace, config=spec.config, suffix=spec.suffix, config_hash=spec.config_hash)
-    if os.environ.get(CRASH_ENV) == spec.name:
-        os._exit(70)
     if spec.kind == "baselines":
         run_baselines(workspace)
     else:
@@ -47,6 +45,8 @@ def execute(spec: RunSpec, workspace: Workspace | None = None) -> Workspace:
 
 def main(argv: list[str]) -> int:
     spec = spec_from_json(Path(argv[1]).read_text())
+    if os.environ.get(CRASH_ENV) == spec.name:  # only here: inline runs share the parent's process
+        os._exit(70)
     try:
         execute(spec)
     except Exception as exc:  # already recorded as failed in the run's status.json

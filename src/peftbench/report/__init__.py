@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from peftbench.compare import merge_samples
 from peftbench.report.collect import (
     Cell,
     find_reference,
@@ -114,18 +115,6 @@ def build(root: Path, reference: str = "full") -> Report:
         "Training time per method": plots.training_time(cells),
         "Confusion matrices (first seed)": plots.confusion_matrices(cells),
     }
-    samples = next((c.runs[0].get("samples") for c in cells if c.runs[0].get("samples")), None) or []
-    merged = [
-        {
-            **sample,
-            "outputs": {
-                c.name: c.runs[0]["samples"][i]["generated"]
-                for c in cells
-                if len(c.runs[0].get("samples") or []) > i
-            },
-        }
-        for i, sample in enumerate(samples[:3])
-    ]
     return Report(
         title=f"peftbench report: {cells[0].runs[0]['experiment']}",
         task=task,
@@ -135,7 +124,7 @@ def build(root: Path, reference: str = "full") -> Report:
         verdict=verdict(rows, reference_cell.name if reference_cell else reference, primary),
         warnings=warnings_for(cells, reference_cell, task),
         figures={k: v for k, v in figures.items() if v},
-        samples=merged,
+        samples=merge_samples([c.runs[0] for c in cells], 3),
     )
 
 

@@ -86,11 +86,11 @@ class Encoder:
         cut = sum(len(ids) > self.max_target for ids in encoded)
         return [ids[: self.max_target] for ids in encoded], cut
 
-    def pairs(self, prompts: list[str], targets: list[str]) -> tuple[Dataset, Counter]:
+    def pairs(self, prompts_ids: list[list[int]], targets: list[str]) -> tuple[Dataset, Counter]:
         counts: Counter = Counter()
         targets_ids, counts["truncated_targets"] = self.target_ids(targets)
         rows = {"input_ids": [], "attention_mask": [], "labels": []}
-        for prompt, target in zip(self.prompt_ids(prompts), targets_ids, strict=True):
+        for prompt, target in zip(prompts_ids, targets_ids, strict=True):
             limit = self.context if self.encoder_decoder else self.context - len(target)
             prompt, cut = keep_last(prompt, limit, self.tokenizer.bos_token_id)
             counts["truncated_prompts"] += cut
@@ -156,11 +156,12 @@ class Generation(LanguageTask):
             )
             prompts = [render(data.prompt_template, fields, row) for row in rows]
             targets = [str(t).strip() for t in rows[data.target_column]]
-            encoded[split], split_counts = encoder.pairs(prompts, targets)
+            prompts_ids = encoder.prompt_ids(prompts)  # tokenised once, for training pairs and generation
+            encoded[split], split_counts = encoder.pairs(prompts_ids, targets)
             for name, count in split_counts.items():
                 counts.setdefault(name, {})[split] = count
             if split == "test":
-                groups = self._reference_groups(prompts, targets, encoder, room, config)
+                groups = self._reference_groups(prompts, prompts_ids, targets, encoder, room, config)
                 counts["truncated_prompts"]["generation"] = sum(g.pop("cut") for g in groups)
         _warn(counts)
         info = {
@@ -178,14 +179,17 @@ class Generation(LanguageTask):
         return TaskData(splits=DatasetDict(encoded), info=info, evaluation=groups)
 
     @staticmethod
-    def _reference_groups(prompts, targets, encoder: Encoder, room: int, config) -> list[dict]:
+    def _reference_groups(prompts, prompts_ids, targets, encoder: Encoder, room: int, config) -> list[dict]:
         """One entry per distinct prompt with all of its references, in order of first appearance."""
         references: dict[str, list[str]] = {}
-        for prompt, target in zip(prompts, targets, strict=True):
+        first_ids: dict[str, list[int]] = {}
+        for prompt, ids, target in zip(prompts, prompts_ids, targets, strict=True):
             references.setdefault(prompt, []).append(target)
+            first_ids.setdefault(prompt, ids)
         distinct = list(references)[: config.generation.max_eval_prompts]
         groups = []
-        for prompt, ids in zip(distinct, encoder.prompt_ids(distinct), strict=True):
+        for prompt in distinct:
+            ids = first_ids[prompt]
             kept, cut = keep_last(ids, room, encoder.tokenizer.bos_token_id)
             groups.append(
                 {"prompt": prompt, "prompt_ids": kept, "references": references[prompt], "cut": cut}
