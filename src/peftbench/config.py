@@ -79,6 +79,23 @@ class GenerationConfig(Strict):
     max_eval_prompts: int | None = Field(None, gt=0, description="Generate for at most this many prompts")
 
 
+class LrSearchConfig(Strict):
+    """Fair-comparison mode: a short run per candidate rate and method, scored on the validation split."""
+
+    learning_rates: list[Annotated[float, Field(gt=0)]] = Field(
+        [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3], min_length=2, description="Candidate rates, tried per method"
+    )
+    epochs: float = Field(1, gt=0, description="Training epochs of each search run")
+    metric: str = Field(
+        "loss", description="Validation metric that picks the rate: loss (lower wins), accuracy, f1_macro"
+    )
+    max_train_samples: int | None = Field(None, gt=0, description="Train each search run on a subset")
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in ("loss", "perplexity")
+
+
 class MethodConfig(BaseModel):
     """One method entry: `method` picks the registry entry; other keys are that method's options."""
 
@@ -122,6 +139,9 @@ class ExperimentConfig(Strict):
     seeds: list[int] | None = Field(None, min_length=1, description="Repeat every run with each seed")
     data_fractions: list[Annotated[float, Field(gt=0, le=1)]] | None = Field(
         None, min_length=1, description="Repeat every run at each fraction of the data, each in (0, 1]"
+    )
+    lr_search: LrSearchConfig | None = Field(
+        None, description="Pick each method's learning rate by a short search on the validation split"
     )
     output_dir: str = "runs"
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
@@ -208,11 +228,23 @@ def build_config(raw: dict) -> ExperimentConfig:
     from peftbench.methods import validate_method  # methods import models; avoid a cycle at import
     from peftbench.tasks import TASKS
 
-    TASKS.get(config.task).validate(config)
+    task = TASKS.get(config.task)
+    task.validate(config)
     from peftbench.grid import expand_methods
 
     for method in expand_methods(config.methods):
         validate_method(method)
+    if config.lr_search and config.lr_search.metric not in task.validation_metrics:
+        raise PeftbenchError(
+            f"lr_search.metric '{config.lr_search.metric}' is not a validation metric of task "
+            f"'{config.task}'; use one of {list(task.validation_metrics)}"
+        )
+    if config.lr_search:
+        swept = [m.run_name for m in config.methods if "learning_rate" in (m.sweep or {})]
+        if swept:
+            raise PeftbenchError(
+                f"methods {swept} sweep learning_rate while lr_search picks it; drop one of the two"
+            )
     return config
 
 

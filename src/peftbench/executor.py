@@ -5,11 +5,12 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from peftbench import results
+from peftbench import lr_search, results
 from peftbench.config import ExperimentConfig
 from peftbench.grid import RunSpec, expand, expand_methods
 from peftbench.runner import baseline_names, preflight, prepare_workspace
@@ -50,40 +51,74 @@ def _outcome(folders: list[Path], code: int) -> list[str]:
     return failed
 
 
+@dataclass
+class _GridLoop:
+    """Runs specs in order, skipping cached ones, with a progress rule and ETA per phase."""
+
+    directory: Path
+    baselines: list[str]
+    console: Console
+    force: bool
+    inline: bool
+    workspaces: dict = field(default_factory=dict)  # inline only: one per seed and data
+
+    def run(self, specs: list[RunSpec], phase: str) -> list[str]:
+        failed: list[str] = []
+        durations: list[float] = []
+        for number, spec in enumerate(specs, 1):
+            folders = [self.directory / name for name in spec.folders(self.baselines)]
+            progress = f"{phase} {number}/{len(specs)}"
+            if not self.force and all(_is_cached(f, spec.config_hash) for f in folders):
+                self.console.print(
+                    f"[dim]{progress}: {spec.name} already complete (same config), skipped[/dim]"
+                )
+                continue
+            self.console.rule(f"{progress} · {spec.name} · {_eta(durations, len(specs) - number + 1)}")
+            start = time.perf_counter()
+            code = self._inline(spec) if self.inline else _run_in_subprocess(spec, self.directory)
+            durations.append(time.perf_counter() - start)
+            failed += _outcome(folders, code)
+        return failed
+
+    def _inline(self, spec: RunSpec) -> int:
+        key = _workspace_key(spec.config)
+        try:
+            self.workspaces[key] = execute(spec, self.workspaces.get(key))
+        except Exception:  # recorded in the run's status.json; the grid goes on
+            return 1
+        return 0
+
+
+def _workspace_key(config: ExperimentConfig) -> tuple:
+    return config.seed, config.data.model_dump_json()
+
+
+def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
+    """Fair-comparison mode: search each method's learning rate, then return the experiment at those rates."""
+    failed = loop.run(lr_search.search_specs(config), "lr search")
+    summary = lr_search.choose(loop.directory, config)
+    loop.console.print("[bold]learning rates chosen on the validation split[/bold]")
+    for line in lr_search.describe(summary):
+        loop.console.print(f"  {line}")
+    chosen, unusable = lr_search.apply(config, summary)
+    return chosen, failed + unusable
+
+
 def run_grid(
     config: ExperimentConfig, force: bool = False, inline: bool = False, console: Console | None = None
 ) -> tuple[Path, list[str]]:
     """Run every spec of the experiment; returns its folder and one line per failed run."""
-    console = console or Console()
-    specs = expand(config)
+    expand(config)  # fails fast on repeated run names
     directory = Path(config.output_dir) / config.name
     workspace = prepare_workspace(config.model_copy(update={"methods": expand_methods(config.methods)}))
     preflight(workspace)
-    baselines = baseline_names(workspace)
     directory.mkdir(parents=True, exist_ok=True)
     results.write_yaml(directory / "experiment.yaml", config.model_dump())
-    workspaces = {(config.seed, config.data.data_fraction): workspace} if inline else {}
+    loop = _GridLoop(directory, baseline_names(workspace), console or Console(), force, inline)
+    if inline:
+        loop.workspaces[_workspace_key(config)] = workspace
     del workspace  # subprocess workers load their own; keep the parent small
     failed: list[str] = []
-    durations: list[float] = []
-    for number, spec in enumerate(specs, 1):
-        folders = [directory / name for name in spec.folders(baselines)]
-        if not force and all(_is_cached(f, spec.config_hash) for f in folders):
-            console.print(
-                f"[dim]run {number}/{len(specs)}: {spec.name} already complete (same config), skipped[/dim]"
-            )
-            continue
-        console.rule(f"run {number}/{len(specs)} · {spec.name} · {_eta(durations, len(specs) - number + 1)}")
-        start = time.perf_counter()
-        code = 0
-        if inline:
-            key = (spec.config.seed, spec.config.data.data_fraction)
-            try:
-                workspaces[key] = execute(spec, workspaces.get(key))
-            except Exception:  # recorded in the run's status.json; the grid goes on
-                code = 1
-        else:
-            code = _run_in_subprocess(spec, directory)
-        durations.append(time.perf_counter() - start)
-        failed += _outcome(folders, code)
-    return directory, failed
+    if config.lr_search:
+        config, failed = _search(loop, config)
+    return directory, failed + loop.run(expand(config), "run")

@@ -12,6 +12,7 @@ from peftbench import RESULT_SCHEMA_VERSION
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.errors import PeftbenchError
 
+SEARCH_FOLDER = "lr-search"  # learning-rate search runs, apart from the runs they choose for
 SHORT_KEYS = {"learning_rate": "lr", "lora_alpha": "alpha", "alpha": "alpha", "target_modules": "tm"}
 
 
@@ -19,7 +20,7 @@ SHORT_KEYS = {"learning_rate": "lr", "lora_alpha": "alpha", "alpha": "alpha", "t
 class RunSpec:
     """One unit of work for a worker: one method run, or the baselines of one seed and data fraction."""
 
-    kind: Literal["method", "baselines"]
+    kind: Literal["method", "baselines", "search"]
     suffix: str  # "@seed1", "@frac0.5@seed1" or "" for a single seed and fraction
     config: ExperimentConfig  # methods holds exactly one entry
 
@@ -35,6 +36,8 @@ class RunSpec:
         """The run folders this spec writes (baselines: one per baseline)."""
         if self.kind == "baselines":
             return [f"{name}{self.suffix}" for name in baselines]
+        if self.kind == "search":
+            return [f"{SEARCH_FOLDER}/{self.name}"]
         return [self.name]
 
     @property

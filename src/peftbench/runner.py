@@ -14,11 +14,12 @@ from torch import nn
 
 from peftbench import RESULT_SCHEMA_VERSION, __version__, models, results
 from peftbench.config import ExperimentConfig, MethodConfig
-from peftbench.grid import cell_of
+from peftbench.grid import SEARCH_FOLDER, cell_of
+from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, directory_bytes, weights_bytes
 from peftbench.methods import METHODS, MethodContext, prepare_model
 from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
-from peftbench.training import make_trainer, steps_per_run, train
+from peftbench.training import TrainOutcome, make_trainer, steps_per_run, train
 
 
 @dataclass
@@ -199,14 +200,29 @@ def _save_artifact(model: nn.Module, ships: str, run_dir: Path, save_full: bool)
     }
 
 
+def _prepare_and_train(
+    workspace: Workspace, entry: MethodConfig, run_dir: Path
+) -> tuple[nn.Module, TrainOutcome]:
+    model = prepare_model(copy.deepcopy(workspace.base_model), entry, _context(workspace, entry))
+    outcome = train(
+        model,
+        workspace.tokenizer,
+        workspace.config.method_training(entry),
+        workspace.data.splits["train"],
+        workspace.data.splits["validation"],
+        run_dir / "trainer",
+        workspace.config.seed,
+        workspace.task.trainer_parts(workspace.tokenizer, model, workspace.data),
+    )
+    return model, outcome
+
+
 def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
     run_dir = workspace.directory / (entry.run_name + workspace.suffix)
     config = workspace.config
     with run_folder(run_dir, workspace.config_hash):
         training = config.method_training(entry)
         method = METHODS.get(entry.method)
-        model = prepare_model(copy.deepcopy(workspace.base_model), entry, _context(workspace, entry))
-        parameters = count_parameters(model)
         results.write_yaml(
             run_dir / "config.yaml",
             {
@@ -215,23 +231,14 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
                 "training": training.model_dump(),
             },
         )
-        outcome = train(
-            model,
-            workspace.tokenizer,
-            training,
-            workspace.data.splits["train"],
-            workspace.data.splits["validation"],
-            run_dir / "trainer",
-            config.seed,
-            workspace.task.trainer_parts(workspace.tokenizer, model, workspace.data),
-        )
+        model, outcome = _prepare_and_train(workspace, entry, run_dir)
         evaluation = workspace.task.evaluate(model, outcome.trainer, workspace)
         result = _base_result(workspace, entry.run_name, "method")
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
         result["training"] = training.model_dump()
         result["history"] = outcome.history
         result["efficiency"] = {
-            **parameters,
+            **count_parameters(model),
             **_save_artifact(model, method.ships, run_dir, config.save_full_model),
             "train_seconds": outcome.train_seconds,
             "epoch_seconds": outcome.epoch_seconds,
@@ -242,6 +249,41 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         }
         results.write_json(run_dir / "history.json", outcome.history)
         _finish(run_dir, result, evaluation)
+    return run_dir
+
+
+def _validation_metrics(outcome: TrainOutcome) -> dict:
+    """The validation metrics after the last epoch, evaluating once more if the loop logged none."""
+    last = outcome.history[-1] if outcome.history else {}
+    logged = {k.removeprefix("validation_"): v for k, v in last.items() if k.startswith("validation_")}
+    if logged:
+        return logged
+    evaluated = outcome.trainer.evaluate()
+    return {
+        k.removeprefix("eval_"): v
+        for k, v in evaluated.items()
+        if "runtime" not in k and "per_second" not in k
+    }
+
+
+def run_search(workspace: Workspace, entry: MethodConfig) -> Path:
+    """A learning-rate search run: train, score on the validation split, keep no weights."""
+    run_dir = workspace.directory / SEARCH_FOLDER / entry.run_name
+    with run_folder(run_dir, workspace.config_hash):
+        _, outcome = _prepare_and_train(workspace, entry, run_dir)
+        training = workspace.config.method_training(entry)
+        record = {
+            "run": entry.run_name,
+            "method": entry.method,
+            "learning_rate": training.learning_rate,
+            "epochs": training.epochs,
+            "seed": workspace.config.seed,
+            "train_samples": len(workspace.data.splits["train"]),
+            "history": outcome.history,
+            "validation": _validation_metrics(outcome),
+            "train_seconds": outcome.train_seconds,
+        }
+        results.write_json(run_dir / SEARCH_FILE, record)
     return run_dir
 
 

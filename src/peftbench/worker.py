@@ -11,7 +11,7 @@ from pathlib import Path
 
 from peftbench.config import build_config
 from peftbench.grid import RunSpec
-from peftbench.runner import Workspace, prepare_workspace, run_baselines, run_method
+from peftbench.runner import Workspace, prepare_workspace, run_baselines, run_method, run_search
 
 # Fault injection for the tests of crash isolation: the named run's process dies as an OOM kill would.
 CRASH_ENV = "PEFTBENCH_TEST_CRASH_RUN"
@@ -38,6 +38,8 @@ def execute(spec: RunSpec, workspace: Workspace | None = None) -> Workspace:
     workspace = replace(workspace, config=spec.config, suffix=spec.suffix, config_hash=spec.config_hash)
     if spec.kind == "baselines":
         run_baselines(workspace)
+    elif spec.kind == "search":
+        run_search(workspace, spec.entry)
     else:
         run_method(workspace, spec.entry)
     return workspace

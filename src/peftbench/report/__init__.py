@@ -1,9 +1,11 @@
 """`peftbench report DIR`: report.md, a self-contained report.html and summary.csv for one experiment."""
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from peftbench.compare import merge_samples
+from peftbench.lr_search import SUMMARY_FILE
 from peftbench.report.collect import (
     Cell,
     find_reference,
@@ -27,6 +29,7 @@ class Report:
     warnings: list[str]
     figures: dict[str, bytes] = field(default_factory=dict)
     samples: list[dict] = field(default_factory=list)
+    lr_search: dict | None = None  # lr_search.json of a fair-comparison experiment
 
 
 def _mean(values) -> float | None:
@@ -99,6 +102,8 @@ def build(root: Path, reference: str = "full") -> Report:
     from peftbench.tasks import TASKS
 
     cells = load_cells(root)
+    search_file = root / SUMMARY_FILE
+    search = json.loads(search_file.read_text()) if search_file.is_file() else None
     task = cells[0].runs[0].get("task", "classification")
     metrics = list(TASKS.get(task).headline_metrics)
     reference_cell = find_reference(cells, reference)
@@ -114,6 +119,7 @@ def build(root: Path, reference: str = "full") -> Report:
         ),
         "Training time per method": plots.training_time(cells),
         "Confusion matrices (first seed)": plots.confusion_matrices(cells),
+        "Learning-rate search (validation split)": plots.lr_search(search) if search else None,
     }
     return Report(
         title=f"peftbench report: {cells[0].runs[0]['experiment']}",
@@ -125,6 +131,7 @@ def build(root: Path, reference: str = "full") -> Report:
         warnings=warnings_for(cells, reference_cell, task),
         figures={k: v for k, v in figures.items() if v},
         samples=merge_samples([c.runs[0] for c in cells], 3),
+        lr_search=search,
     )
 
 

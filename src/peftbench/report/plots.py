@@ -109,3 +109,29 @@ def confusion_matrices(cells: list[Cell]) -> bytes | None:
     figure.supxlabel("predicted")
     figure.supylabel("true")
     return _png(figure)
+
+
+def lr_search(summary: dict) -> bytes | None:
+    """Validation metric against learning rate per method (log x), the chosen rate starred."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, found in summary["methods"].items():
+        scored = [t for t in found["trials"] if t["value"] is not None]
+        if not scored:
+            continue
+        line = axis.plot(
+            [t["learning_rate"] for t in scored], [t["value"] for t in scored], marker="o", label=name
+        )
+        chosen = next((t for t in scored if t["learning_rate"] == found["chosen_learning_rate"]), None)
+        if chosen:
+            axis.plot(
+                chosen["learning_rate"], chosen["value"], marker="*", markersize=16, color=line[0].get_color()
+            )
+    better = "lower" if summary["lower_is_better"] else "higher"
+    axis.set(
+        xscale="log",
+        xlabel="learning rate (log)",
+        ylabel=f"validation {summary['metric']} ({better} is better)",
+    )
+    axis.set_title("learning-rate search; ★ = rate used for the final runs", fontsize=10)
+    axis.legend(fontsize=8)
+    return _png(figure)

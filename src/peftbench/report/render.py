@@ -46,6 +46,39 @@ def _table(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def _search_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Methods by candidate rates: the validation score of each search run, the chosen one marked."""
+    rates = sorted({t["learning_rate"] for found in summary["methods"].values() for t in found["trials"]})
+    header = ["method", *[f"lr {rate:g}" for rate in rates], "chosen", "configured"]
+    body = []
+    for name, found in summary["methods"].items():
+        by_rate = {t["learning_rate"]: t for t in found["trials"]}
+        row = [name]
+        for rate in rates:
+            trial = by_rate.get(rate)
+            text = (
+                "–"
+                if trial is None
+                else _format(trial["value"])
+                if trial["value"] is not None
+                else trial["status"]
+            )
+            row.append(f"{text} ★" if rate == found["chosen_learning_rate"] else text)
+        row += [_format(found["chosen_learning_rate"]), _format(found["configured_learning_rate"])]
+        body.append(row)
+    return header, body
+
+
+def _search_note(summary: dict) -> str:
+    samples = summary["max_train_samples"] or "all"
+    better = "lowest" if summary["lower_is_better"] else "highest"
+    return (
+        f"Before the final runs, each method trained for {summary['epochs']:g} epoch(s) on {samples} "
+        f"training examples (seed {summary['seed']}) at every rate; the rate with the {better} validation "
+        f"{summary['metric']} (★) was used for all its final runs. The test split played no part."
+    )
+
+
 NOTES = (
     "Quality is measured on the test split; means, sample standard deviations and 95% t intervals are over "
     "seeds. Δ is mean(run) − mean(reference). Paired tests use the same test examples: exact McNemar on "
@@ -54,15 +87,30 @@ NOTES = (
 )
 
 
+def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
+    rows = [header, *body]
+    lines = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return [lines[0], "|" + "---|" * len(header), *lines[1:]]
+
+
+def _html_table(header: list[str], body: list[list[str]], table_id: str) -> str:
+    escape = html_lib.escape
+    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"
+    rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body]
+    return f"<table id='{table_id}'>" + head + "".join(rows) + "</table>"
+
+
 def markdown(report: Report, figure_paths: dict[str, str]) -> str:
     header, body = _table(report)
     lines = [f"# {report.title}", "", f"Task: `{report.task}`; reference: `{report.reference}`.", ""]
     lines += ["## Verdict", "", *[f"- {s}" for s in report.verdict], ""]
     if report.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in report.warnings], ""]
-    lines += ["## Summary", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
-    lines += ["", NOTES, ""]
+    lines += ["## Summary", "", *_md_table(header, body), "", NOTES, ""]
+    if report.lr_search:
+        search_header, search_body = _search_table(report.lr_search)
+        lines += ["## Learning-rate search", "", _search_note(report.lr_search), ""]
+        lines += [*_md_table(search_header, search_body), ""]
     for title, path in figure_paths.items():
         lines += [f"## {title}", "", f"![{title}]({path})", ""]
     if report.samples:
@@ -99,9 +147,15 @@ def html(report: Report) -> str:
             *[f"<li>{escape(w)}</li>" for w in report.warnings],
         ]
         parts.append("</ul></div>")
-    parts += ["<h2>Summary</h2><table id='summary'><tr>", *[f"<th>{escape(h)}</th>" for h in header], "</tr>"]
-    parts += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body]
-    parts += ["</table>", f"<p class='note'>{escape(NOTES)}</p>"]
+    parts += [
+        "<h2>Summary</h2>",
+        _html_table(header, body, "summary"),
+        f"<p class='note'>{escape(NOTES)}</p>",
+    ]
+    if report.lr_search:
+        search_header, search_body = _search_table(report.lr_search)
+        parts += [f"<h2>Learning-rate search</h2><p>{escape(_search_note(report.lr_search))}</p>"]
+        parts += [_html_table(search_header, search_body, "lr-search")]
     for title, png in report.figures.items():
         encoded = base64.b64encode(png).decode()
         parts.append(

@@ -40,6 +40,7 @@ class Task:
 
     summary = ""
     headline_metrics: tuple[str, ...] = ()
+    validation_metrics: tuple[str, ...] = ("loss",)  # what the Trainer's evaluation reports per epoch
     fresh_head = False  # a new, randomly initialised head that every method must train
 
     def validate(self, config: ExperimentConfig) -> None:

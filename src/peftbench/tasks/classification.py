@@ -98,6 +98,7 @@ def score(
 class Classification(Task):
     summary = "sequence classification with a fresh head (accuracy, macro-F1)"
     headline_metrics = ("accuracy", "f1_macro")
+    validation_metrics = ("loss", "accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
     fresh_head = True
 
     def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:

@@ -1,0 +1,99 @@
+"""Fair-comparison mode: search specs, choosing the best validation rate, and an end-to-end grid."""
+
+import json
+import math
+
+import pytest
+from rich.console import Console
+
+from peftbench import lr_search, results
+from peftbench.config import build_config
+from peftbench.errors import PeftbenchError
+from peftbench.executor import run_grid
+from peftbench.grid import SEARCH_FOLDER
+from peftbench.report import build, write
+
+
+@pytest.fixture
+def searched(experiment):
+    experiment["lr_search"] = {"learning_rates": [1e-4, 1e-2], "max_train_samples": 24}
+    experiment["seeds"] = [3, 4]
+    return experiment
+
+
+def test_search_specs_cover_every_method_and_rate_on_the_first_seed(searched):
+    specs = lr_search.search_specs(build_config(searched))
+    assert [s.name for s in specs] == ["full-lr0.0001", "full-lr0.01", "lora-lr0.0001", "lora-lr0.01"]
+    assert {s.config.seed for s in specs} == {3}
+    assert all(s.kind == "search" and s.config.data.max_train_samples == 24 for s in specs)
+    assert specs[2].entry.learning_rate == 1e-4 and specs[2].entry.options["r"] == 4
+    assert specs[0].folders([]) == [f"{SEARCH_FOLDER}/full-lr0.0001"]
+
+
+def test_search_metric_must_be_a_validation_metric_of_the_task(searched):
+    searched["lr_search"]["metric"] = "bleu"
+    with pytest.raises(PeftbenchError, match="not a validation metric of task 'classification'"):
+        build_config(searched)
+
+
+def test_search_and_a_learning_rate_sweep_exclude_each_other(searched):
+    searched["methods"][1]["sweep"] = {"learning_rate": [1e-3, 1e-2]}
+    with pytest.raises(PeftbenchError, match="sweep learning_rate while lr_search picks it"):
+        build_config(searched)
+
+
+def _fake_trial(directory, name, rate, validation, status="complete"):
+    folder = directory / SEARCH_FOLDER / f"{name}-lr{rate:g}"
+    folder.mkdir(parents=True)
+    results.mark(folder, status)
+    record = {"validation": validation, "train_seconds": 1.0}
+    (folder / lr_search.SEARCH_FILE).write_text(json.dumps(record))
+
+
+def test_choose_picks_the_best_usable_rate_and_apply_drops_hopeless_methods(searched, tmp_path):
+    searched["lr_search"]["learning_rates"] = [1e-4, 1e-3, 1e-2]
+    searched["lr_search"]["metric"] = "accuracy"
+    config = build_config(searched)
+    _fake_trial(tmp_path, "full", 1e-4, {"accuracy": 0.6})
+    _fake_trial(tmp_path, "full", 1e-3, {"accuracy": 0.8})
+    _fake_trial(tmp_path, "full", 1e-2, {"accuracy": 0.9}, status="failed")  # failed runs never win
+    _fake_trial(tmp_path, "lora", 1e-4, {"accuracy": math.nan})  # diverged
+    summary = lr_search.choose(tmp_path, config)
+    assert summary["methods"]["full"]["chosen_learning_rate"] == 1e-3
+    assert summary["methods"]["lora"]["chosen_learning_rate"] is None
+    statuses = [t["status"] for t in summary["methods"]["lora"]["trials"]]
+    assert statuses == ["diverged", "missing", "missing"]
+    assert json.loads((tmp_path / lr_search.SUMMARY_FILE).read_text()) == summary
+    final, failures = lr_search.apply(config, summary)
+    assert [m.run_name for m in final.methods] == ["full"] and final.methods[0].learning_rate == 1e-3
+    assert final.lr_search is None and len(failures) == 1 and failures[0].startswith("lora:")
+    assert "full: lr 0.001" in lr_search.describe(summary)[0]
+
+
+def test_lower_loss_wins_by_default(searched, tmp_path):
+    config = build_config(searched)
+    _fake_trial(tmp_path, "full", 1e-4, {"loss": 0.7})
+    _fake_trial(tmp_path, "full", 1e-2, {"loss": 0.4})
+    assert lr_search.choose(tmp_path, config)["methods"]["full"]["chosen_learning_rate"] == 1e-2
+
+
+@pytest.mark.slow
+def test_grid_with_search_runs_final_runs_at_the_chosen_rates(searched, tmp_path):
+    searched["methods"] = [{"method": "head"}, {"method": "lora", "r": 2, "target_modules": ["query"]}]
+    searched["baselines"] = False
+    del searched["seeds"]
+    directory, failed = run_grid(build_config(searched), inline=True, console=Console(quiet=True))
+    assert failed == []
+    summary = json.loads((directory / lr_search.SUMMARY_FILE).read_text())
+    for name in ("head", "lora"):
+        found = summary["methods"][name]
+        assert [t["status"] for t in found["trials"]] == ["complete", "complete"]
+        final = json.loads((directory / name / results.RESULT_FILE).read_text())
+        assert final["training"]["learning_rate"] == found["chosen_learning_rate"]
+        search = json.loads((directory / SEARCH_FOLDER / f"{name}-lr0.01" / lr_search.SEARCH_FILE).read_text())
+        assert search["train_samples"] == 24 and "loss" in search["validation"]
+    assert not (directory / SEARCH_FOLDER / "head-lr0.01" / results.RESULT_FILE).exists()  # not a final run
+    report = build(directory)
+    assert report.lr_search == summary and "Learning-rate search (validation split)" in report.figures
+    markdown = write(report, tmp_path / "report")[0].read_text()
+    assert "## Learning-rate search" in markdown and "★" in markdown
