@@ -90,7 +90,9 @@ def test_grid_with_search_runs_final_runs_at_the_chosen_rates(searched, tmp_path
         assert [t["status"] for t in found["trials"]] == ["complete", "complete"]
         final = json.loads((directory / name / results.RESULT_FILE).read_text())
         assert final["training"]["learning_rate"] == found["chosen_learning_rate"]
-        search = json.loads((directory / SEARCH_FOLDER / f"{name}-lr0.01" / lr_search.SEARCH_FILE).read_text())
+        search = json.loads(
+            (directory / SEARCH_FOLDER / f"{name}-lr0.01" / lr_search.SEARCH_FILE).read_text()
+        )
         assert search["train_samples"] == 24 and "loss" in search["validation"]
     assert not (directory / SEARCH_FOLDER / "head-lr0.01" / results.RESULT_FILE).exists()  # not a final run
     report = build(directory)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from datasets import DatasetDict
 from peft import TaskType
 from torch import nn
@@ -51,6 +52,15 @@ class Task:
 
     def load_model(self, source: ModelSource, data: TaskData, tokenizer) -> nn.Module:
         raise NotImplementedError
+
+    def model_from_config(self, model_config, num_labels: int = 2) -> nn.Module:
+        """The task's model class built from a config alone (call under the meta device: no weights)."""
+        raise NotImplementedError
+
+    def example_batch(self, batch_size: int, seq_len: int, device: str = "meta") -> dict:
+        """Training inputs of the given shape (token values are irrelevant to memory and timing)."""
+        ids = torch.ones((batch_size, seq_len), dtype=torch.long, device=device)
+        return {"input_ids": ids, "labels": ids.clone()}
 
     def peft_task_type(self, model: nn.Module) -> TaskType:
         raise NotImplementedError

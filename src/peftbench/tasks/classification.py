@@ -8,7 +8,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 from peft import TaskType
 from torch import nn
-from transformers import DataCollatorWithPadding
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
 from peftbench import models
 from peftbench.config import DataConfig, ExperimentConfig
@@ -107,6 +107,14 @@ class Classification(Task):
 
     def load_model(self, source, data: TaskData, tokenizer) -> nn.Module:
         return models.load_classifier(source, data.info["label_names"], tokenizer.pad_token_id)
+
+    def model_from_config(self, model_config, num_labels: int = 2) -> nn.Module:
+        model_config.num_labels = num_labels
+        return AutoModelForSequenceClassification.from_config(model_config)
+
+    def example_batch(self, batch_size: int, seq_len: int, device: str = "meta") -> dict:
+        ids = torch.ones((batch_size, seq_len), dtype=torch.long, device=device)
+        return {"input_ids": ids, "labels": torch.zeros(batch_size, dtype=torch.long, device=device)}
 
     def peft_task_type(self, model: nn.Module) -> TaskType:
         return TaskType.SEQ_CLS

@@ -8,7 +8,7 @@ from datasets import Dataset
 from peft import TaskType
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import DataCollatorForSeq2Seq
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
 from peftbench import models
 from peftbench.tasks import Task, TaskData, parameters_of
@@ -43,6 +43,10 @@ class LanguageTask(Task):
 
     def load_model(self, source, data: TaskData, tokenizer) -> nn.Module:
         return models.load_language_model(source, data.info["encoder_decoder"], tokenizer.pad_token_id)
+
+    def model_from_config(self, model_config, num_labels: int = 2) -> nn.Module:
+        auto = AutoModelForSeq2SeqLM if is_encoder_decoder(model_config) else AutoModelForCausalLM
+        return auto.from_config(model_config)
 
     def peft_task_type(self, model: nn.Module) -> TaskType:
         return TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM

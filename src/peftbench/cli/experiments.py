@@ -1,25 +1,12 @@
-"""Command-line interface: run, train, compare, methods, validate."""
+"""Commands that run and read experiments: run, train, compare, demo, report, methods, validate."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from peftbench.cli import SET_HELP, app, console, fail
 from peftbench.errors import PeftbenchError
-
-app = typer.Typer(
-    help="Compare fine-tuning methods on the same task: quality and cost, side by side.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console(width=max(Console().width, 150))
-SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
-
-
-def _fail(exc: PeftbenchError) -> None:
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _execute(config, force: bool = False, inline: bool = False) -> None:
@@ -56,7 +43,7 @@ def run(
     try:
         _execute(load_config(config, set_), force, inline)
     except PeftbenchError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command()
@@ -103,7 +90,7 @@ def train(
     try:
         _execute(build_config(apply_overrides(raw, set_ or [])))
     except PeftbenchError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command()
@@ -123,7 +110,7 @@ def compare(
     try:
         table, names = comparison.rows(directory, reference)
     except PeftbenchError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(comparison.rich_table(table, names, reference))
     merged = comparison.samples(directory, samples)
     if merged:
@@ -148,7 +135,7 @@ def demo(
     try:
         folders = run_demo(quick, output_dir, console)
     except PeftbenchError as exc:
-        _fail(exc)
+        fail(exc)
     for folder in folders:
         console.print(f"report: {folder / 'report.html'}  (also report.md, summary.csv)")
 
@@ -165,7 +152,7 @@ def report(
     try:
         built = reporting.build(directory, reference)
     except PeftbenchError as exc:
-        _fail(exc)
+        fail(exc)
     for path in reporting.write(built, out or directory):
         console.print(f"wrote {path}")
 
@@ -205,11 +192,7 @@ def validate(
     try:
         loaded = load_config(config, set_)
     except PeftbenchError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(
         f"ok: {loaded.name}: {len(loaded.methods)} methods on {loaded.model.name}/{loaded.data.dataset}"
     )
-
-
-if __name__ == "__main__":
-    app()

@@ -1,0 +1,1 @@
+"""Cost before and after training: estimates from the config, batch-size probes, inference benchmarks."""

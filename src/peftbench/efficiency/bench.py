@@ -1,0 +1,218 @@
+"""`peftbench bench-inference RUN_DIR`: the base model, the base with the run's adapter attached, and the
+adapter merged into the base, timed on the run's own test data, with a check that merging changed nothing."""
+
+import copy
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from peft import PeftModel
+from torch import nn
+
+from peftbench import results
+from peftbench.config import build_config
+from peftbench.errors import PeftbenchError
+from peftbench.measure import PeakMemory, weights_bytes
+from peftbench.methods import METHODS
+from peftbench.runner import Workspace, prepare_workspace
+from peftbench.tasks.decoding import generate, left_pad
+from peftbench.training import autocast, model_columns
+
+TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}  # merged vs unmerged logits, both in fp32
+TIMING = "perf_counter around each full pass over the batches (CUDA synchronised), after warm-up passes"
+
+
+@dataclass(frozen=True)
+class Timing:
+    variant: str
+    passes_seconds: list[float]
+    units_per_pass: int
+    unit: str  # "samples" or "generated tokens"
+    batches: int
+    weights_bytes: int
+    peak_memory_bytes: int
+    peak_memory_kind: str
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(self.passes_seconds)
+
+    def summary(self) -> dict:
+        quartiles = statistics.quantiles(self.passes_seconds, n=4) if len(self.passes_seconds) > 1 else None
+        return {
+            **asdict(self),
+            "batch_latency_ms_median": 1000 * self.median_seconds / self.batches,
+            "batch_latency_ms_iqr": None
+            if quartiles is None
+            else [1000 * q / self.batches for q in (quartiles[0], quartiles[2])],
+            f"{self.unit.replace(' ', '_')}_per_second": self.units_per_pass / self.median_seconds,
+        }
+
+
+def load_run(run_dir: Path) -> tuple[Workspace, dict]:
+    """The finished run's workspace (same data, seed and fresh head as in training) and result.json."""
+    result_file = run_dir / results.RESULT_FILE
+    if not result_file.is_file():
+        raise PeftbenchError(
+            f"no finished run in '{run_dir}' (result.json missing); pass a run folder like runs/NAME/lora"
+        )
+    result = json.loads(result_file.read_text())
+    method = result.get("method", {}).get("name")
+    if method not in METHODS or METHODS.get(method).ships != "adapter" or not (run_dir / "adapter").is_dir():
+        raise PeftbenchError(
+            f"run '{result.get('run')}' has no adapter (method '{method}'); bench-inference compares the "
+            "base model, base + adapter and merged: pick a run of a PEFT method such as lora or ia3"
+        )
+    raw = yaml.safe_load((run_dir / "config.yaml").read_text())
+    entry = raw.pop("method")
+    raw.pop("training", None)  # the experiment's training section is inside; the per-method one is not needed
+    return prepare_workspace(build_config({**raw, "methods": [entry]})), result
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def variants(workspace: Workspace, run_dir: Path) -> tuple[dict[str, nn.Module], str | None]:
+    """base, adapter and merged models (merged absent, with the reason, if the method cannot merge)."""
+    device = _device()
+    base = workspace.base_model.to(device).eval()
+    adapted = PeftModel.from_pretrained(copy.deepcopy(base), run_dir / "adapter").to(device).eval()
+    models = {"base": base, "adapter": adapted}
+    try:
+        models["merged"] = copy.deepcopy(adapted).merge_and_unload().eval()
+    except (AttributeError, ValueError, NotImplementedError, TypeError) as exc:
+        return models, f"not mergeable: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+    return models, None
+
+
+def forward_batches(workspace: Workspace, samples: int, batch_size: int) -> list[dict]:
+    """Padded test batches without labels (inference only), on the benchmark device."""
+    parts = workspace.task.trainer_parts(workspace.tokenizer, workspace.base_model, workspace.data)
+    inputs = tuple(name for name in parts.model_inputs if name not in ("label", "labels"))
+    test = model_columns(workspace.data.splits["test"], inputs)
+    rows = [test[i] for i in range(min(samples, len(test)))]
+    batches = [parts.collator(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    return [{k: v.to(_device()) for k, v in batch.items()} for batch in batches]
+
+
+def forward_workload(batches: list[dict], precision: str) -> Callable[[nn.Module], int]:
+    def run(model: nn.Module) -> int:
+        with torch.inference_mode(), autocast(precision, _device()):
+            for batch in batches:
+                model(**batch)
+        return sum(len(b["input_ids"]) for b in batches)
+
+    return run
+
+
+def generate_workload(workspace: Workspace, samples: int, batch_size: int, max_new_tokens: int):
+    config = workspace.config
+    prompts = [group["prompt_ids"] for group in workspace.data.evaluation][:samples]
+    decoding = config.generation.model_copy(
+        update={"batch_size": batch_size, "max_new_tokens": max_new_tokens}
+    )
+    encoder_decoder = workspace.data.info["encoder_decoder"]
+
+    def run(model: nn.Module) -> int:
+        made = generate(
+            model,
+            workspace.tokenizer,
+            prompts,
+            decoding,
+            config.training.precision,
+            encoder_decoder,
+            config.seed,
+        )
+        return sum(made.token_counts)
+
+    return run, prompts
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def time_variant(
+    name: str, model: nn.Module, workload: Callable, unit: str, batches: int, warmup: int, repeats: int
+) -> Timing:
+    for _ in range(warmup):
+        workload(model)
+    passes, units = [], 0
+    with PeakMemory() as memory:
+        for _ in range(repeats):
+            _sync()
+            start = time.perf_counter()
+            units = workload(model)
+            _sync()
+            passes.append(time.perf_counter() - start)
+    cuda = torch.cuda.is_available()
+    peak = memory.report()["cuda_peak_allocated_bytes"] if cuda else memory.peak_rss
+    kind = "CUDA peak allocated" if cuda else "process peak RSS (all variants loaded)"
+    return Timing(name, passes, units, unit, batches, weights_bytes(model), peak, kind)
+
+
+def merge_check(adapted: nn.Module, merged: nn.Module, batch: dict) -> dict:
+    """Largest difference between unmerged and merged logits on one batch, in fp32."""
+    with torch.inference_mode():
+        expected = adapted(**batch).logits.float()
+        actual = merged(**batch).logits.float()
+    difference = (expected - actual).abs().max().item()
+    return {
+        "max_abs_logit_difference": difference,
+        "tolerance": TOLERANCE,
+        "match": bool(torch.allclose(expected, actual, **TOLERANCE)),
+        "compared_on": f"first batch, {len(batch['input_ids'])} examples, fp32 without autocast",
+    }
+
+
+def prompt_batch(prompts: list[list[int]], pad_token_id: int, batch_size: int) -> dict:
+    return left_pad(prompts[:batch_size], pad_token_id, _device())
+
+
+def run_benchmark(
+    run_dir: Path, samples: int, batch_size: int, warmup: int, repeats: int, max_new_tokens: int
+) -> dict:
+    """Time every variant on the same inputs, check the merge, and write inference.json into the run."""
+    workspace, result = load_run(run_dir)
+    models, merge_problem = variants(workspace, run_dir)
+    if workspace.config.task == "generation":
+        workload, prompts = generate_workload(workspace, samples, batch_size, max_new_tokens)
+        unit, batches = "generated tokens", -(-len(prompts) // batch_size)
+        check_batch = prompt_batch(prompts, workspace.tokenizer.pad_token_id, batch_size)
+    else:
+        forward = forward_batches(workspace, samples, batch_size)
+        workload, batches, check_batch = (
+            forward_workload(forward, workspace.config.training.precision),
+            len(forward),
+            forward[0],
+        )
+        unit = "samples" if workspace.config.task == "classification" else "sequences"
+    timings = [
+        time_variant(name, model, workload, unit, batches, warmup, repeats).summary()
+        for name, model in models.items()
+    ]
+    report = {
+        "run": result["run"],
+        "method": result["method"],
+        "device": str(_device()),
+        "precision": workspace.config.training.precision,
+        "samples": samples,
+        "batch_size": batch_size,
+        "warmup_passes": warmup,
+        "timed_passes": repeats,
+        "timing_method": TIMING,
+        "variants": timings,
+        "merge": merge_check(models["adapter"], models["merged"], check_batch)
+        if "merged" in models
+        else {"match": None, "problem": merge_problem},
+        "measured_at": results.now(),
+    }
+    results.write_json(run_dir / "inference.json", report)
+    return report

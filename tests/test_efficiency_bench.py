@@ -1,0 +1,44 @@
+"""bench-inference on a finished tiny run: three variants timed, the merge checked, bad runs refused."""
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from peftbench.cli import app
+
+runner = CliRunner()
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def finished(experiment, tmp_path):
+    experiment["baselines"] = False
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    result = runner.invoke(app, ["run", str(path), "--inline"])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "runs" / "tiny"
+
+
+def test_bench_inference_times_base_adapter_and_merged(finished):
+    result = runner.invoke(
+        app,
+        ["bench-inference", str(finished / "lora"), "--samples", "8", "--batch-size", "4", "--repeats", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((finished / "lora" / "inference.json").read_text())
+    assert [v["variant"] for v in report["variants"]] == ["base", "adapter", "merged"]
+    for variant in report["variants"]:
+        assert len(variant["passes_seconds"]) == 3 and variant["units_per_pass"] == 8
+        assert variant["samples_per_second"] > 0 and variant["batches"] == 2
+    assert report["merge"]["match"] is True and report["merge"]["max_abs_logit_difference"] < 1e-4
+    assert "match" in result.output
+
+
+def test_bench_inference_refuses_a_run_without_an_adapter(finished, tmp_path):
+    full = runner.invoke(app, ["bench-inference", str(finished / "full")])
+    assert full.exit_code == 2 and "has no adapter" in full.output
+    empty = runner.invoke(app, ["bench-inference", str(tmp_path)])
+    assert empty.exit_code == 2 and "result.json missing" in empty.output
