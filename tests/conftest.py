@@ -18,6 +18,15 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Tokenised-data and GGUF caches in a temporary folder, never the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PEFTBENCH_CACHE", str(tmp_path_factory.mktemp("peftbench-cache")))
+        yield
+
+
 WORDS = ["good", "great", "fine", "bad", "awful", "poor", "ok", "meh", "drug", "pain", "sleep", "works"]
 
 

@@ -58,10 +58,16 @@ class TrainingConfig(Strict):
     weight_decay: float = Field(0.0, ge=0)
     gradient_accumulation_steps: int = Field(1, gt=0)
     lr_scheduler: str = "linear"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto: bf16 autocast on GPUs that support it (else fp16) and on CPUs with native bf16 "
+        "(AVX512-BF16 or AMX), fp32 elsewhere; resolved once per experiment and recorded",
+    )
     early_stopping_patience: int | None = Field(None, gt=0)
     logging_steps: int = Field(10, gt=0)
-    group_by_length: bool = False
+    group_by_length: bool = Field(
+        True, description="Batch examples of similar length (less padding; order still shuffled by chunks)"
+    )
 
 
 class GenerationConfig(Strict):

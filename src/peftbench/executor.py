@@ -14,6 +14,7 @@ from peftbench import lr_search, results
 from peftbench.config import ExperimentConfig
 from peftbench.grid import RunSpec, expand, expand_methods
 from peftbench.runner import baseline_names, preflight, prepare_workspace
+from peftbench.training import with_resolved_precision
 from peftbench.worker import execute, spec_to_json
 
 
@@ -108,6 +109,7 @@ def run_grid(
     config: ExperimentConfig, force: bool = False, inline: bool = False, console: Console | None = None
 ) -> tuple[Path, list[str]]:
     """Run every spec of the experiment; returns its folder and one line per failed run."""
+    config = with_resolved_precision(config)  # 'auto' becomes what this machine runs, in every run's hash
     expand(config)  # fails fast on repeated run names
     directory = Path(config.output_dir) / config.name
     workspace = prepare_workspace(config.model_copy(update={"methods": expand_methods(config.methods)}))

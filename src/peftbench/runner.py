@@ -14,6 +14,7 @@ from torch import nn
 
 from peftbench import RESULT_SCHEMA_VERSION, __version__, models, results
 from peftbench.config import ExperimentConfig, MethodConfig
+from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
 from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, directory_bytes, weights_bytes
@@ -60,7 +61,7 @@ def prepare_workspace(config: ExperimentConfig) -> Workspace:
     )
     task = TASKS.get(config.task)
     tokenizer = models.load_tokenizer(source)
-    data = task.load_data(config, tokenizer, models.load_config(source))
+    data = load_task_data(config, source, task, tokenizer, models.load_config(source))
     torch.manual_seed(config.seed)  # a fresh head is initialised once and shared by every method
     base = task.load_model(source, data, tokenizer)
     directory = Path(config.output_dir) / config.name

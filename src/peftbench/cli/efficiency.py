@@ -162,7 +162,9 @@ def probe_batch(
         typer.Option(help="GiB a CPU run may use (default: memory available now); ignored on CUDA"),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Largest batch size tried")] = 4096,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 autocast for the CUDA steps")] = "bf16",
+    precision: Annotated[
+        str, typer.Option(help="auto, fp32, bf16 or fp16 autocast for the CUDA steps")
+    ] = "auto",
     num_labels: Labels = 2,
     set_: Set = None,
 ) -> None:
@@ -174,8 +176,10 @@ def probe_batch(
     import torch
 
     from peftbench.efficiency.probe import probe_method
+    from peftbench.training import resolve_precision
 
     try:
+        precision = resolve_precision(precision)
         target = _target(config, set_, model, task, method)
         target.num_labels, target.seq_len = num_labels, seq_len or target.seq_len
         source, task_obj, base = _meta_base(target)

@@ -1,0 +1,75 @@
+"""Tokenised task data, cached on disk: the processes of a grid (one per run) tokenise a dataset once.
+
+The key covers everything that shapes the tokenised splits: the task, the data and generation sections,
+the seed (it carves the validation split), the tokenizer's source, local data files' size and time, and
+the peftbench version. Writes are staged and renamed, so a half-written entry is never read."""
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from datasets import load_from_disk
+
+from peftbench import __version__
+from peftbench.config import ExperimentConfig
+from peftbench.models import ModelSource, cache_root
+from peftbench.tasks import Task, TaskData
+
+CACHE_FORMAT = 1
+
+
+def _file_identity(path: str | None) -> list | None:
+    if not path or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def cache_key(config: ExperimentConfig, source: ModelSource) -> str:
+    data = config.data
+    identity = {
+        "format": CACHE_FORMAT,
+        "peftbench": __version__,
+        "task": config.task,
+        "seed": config.seed,
+        "data": data.model_dump(mode="json"),
+        "generation": config.generation.model_dump(mode="json"),
+        "tokenizer": [source.path, source.revision, source.gguf_file],
+        "files": [_file_identity(p) for p in (data.dataset, data.validation_file, data.test_file)],
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read(folder: Path) -> TaskData | None:
+    try:
+        extra = json.loads((folder / "task_data.json").read_text())
+        return TaskData(load_from_disk(str(folder / "splits")), extra["info"], extra["evaluation"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write(folder: Path, data: TaskData) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
+    try:
+        data.splits.save_to_disk(str(staging / "splits"))
+        extra = {"info": data.info, "evaluation": data.evaluation}
+        (staging / "task_data.json").write_text(json.dumps(extra))
+        staging.rename(folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # e.g. another process won the race: its copy is used
+
+
+def load_task_data(
+    config: ExperimentConfig, source: ModelSource, task: Task, tokenizer, model_config
+) -> TaskData:
+    """The task's tokenised data from the cache, or tokenised now and cached."""
+    folder = cache_root() / "data" / cache_key(config, source)
+    cached = _read(folder) if folder.is_dir() else None
+    if cached is not None:
+        return cached
+    data = task.load_data(config, tokenizer, model_config)
+    _write(folder, data)
+    return _read(folder) or data  # every run, first or later, sees the same (reloaded) data
