@@ -2,8 +2,13 @@
 
 import copy
 import json
+import random
+import shutil
 
+import pytest
 import torch
+import yaml
+from transformers import BertConfig, BertForSequenceClassification
 from typer.testing import CliRunner
 
 from peftbench.cli import app
@@ -15,6 +20,7 @@ from peftbench.models import ModelSource
 from peftbench.tasks import TASKS, method_context
 
 runner = CliRunner()
+WORDS = ["good", "great", "fine", "bad", "awful", "poor", "ok", "meh", "drug", "pain", "sleep", "works"]
 LORA = MethodConfig(method="lora", r=4, target_modules=["query", "value"])
 
 
@@ -112,3 +118,49 @@ def test_inspect_bad_input_is_one_clear_line(tmp_path, monkeypatch):
     assert offline.exit_code == 2 and "hub is offline" in offline.output
     bad_option = runner.invoke(app, ["inspect", "--model", "x", "--method", "lora:rank"])
     assert bad_option.exit_code == 2 and "is not key=value" in bad_option.output
+
+
+@pytest.mark.slow
+def test_estimate_against_the_measured_peak_of_a_real_run(tmp_path, tiny_bert):
+    """A real `peftbench run` (worker process, so the RSS baseline is clean) of a 4-layer, 256-wide BERT
+    on 128-token texts: the measured growth of peak RSS during training against inspect's estimate of
+    gradients + optimizer + activations (the weights are loaded before the baseline is taken)."""
+    model_dir = tmp_path / "bert-256"
+    shutil.copytree(tiny_bert, model_dir)
+    config = BertConfig.from_pretrained(model_dir)
+    config.update(
+        {
+            "hidden_size": 256,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "intermediate_size": 1024,
+            "max_position_embeddings": 128,
+        }
+    )
+    BertForSequenceClassification(config).save_pretrained(model_dir)
+    random.seed(0)
+    rows = ["text,label"] + [
+        " ".join(random.choices(WORDS, k=140)) + f",{random.choice(['good', 'bad'])}" for _ in range(80)
+    ]
+    (tmp_path / "long.csv").write_text("\n".join(rows) + "\n")
+    experiment = {
+        "name": "memory",
+        "model": str(model_dir),
+        "data": {"dataset": str(tmp_path / "long.csv"), "max_length": 128},
+        "training": {"epochs": 1, "batch_size": 32, "learning_rate": 1e-4, "precision": "fp32"},
+        "methods": [{"method": "full"}],
+        "baselines": False,
+        "output_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "memory.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    efficiency = json.loads((tmp_path / "runs" / "memory" / "full" / "result.json").read_text())["efficiency"]
+    measured = efficiency["peak_rss_bytes"] - efficiency["baseline_rss_bytes"]
+    task = TASKS.get("classification")
+    base = meta_model(ModelSource(str(model_dir)), task)
+    memory = inspect_method(base, task, MethodConfig(method="full"), str(model_dir), 32, 128).memory
+    estimate = memory.gradients + memory.optimizer + memory.activations
+    print(f"estimate {estimate / 2**20:.1f} MiB, measured {measured / 2**20:.1f} MiB")
+    assert 0.6 * measured <= estimate <= 1.4 * measured, (estimate / 2**20, measured / 2**20)

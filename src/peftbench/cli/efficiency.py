@@ -100,6 +100,9 @@ def inspect(
         int | None, typer.Option(min=1, help="Default: the config's max_length, else 128")
     ] = None,
     num_labels: Labels = 2,
+    precision: Annotated[
+        str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast weight copies)")
+    ] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON")] = None,
     set_: Set = None,
 ) -> None:
@@ -109,14 +112,16 @@ def inspect(
 
     from peftbench.efficiency.estimate import METHOD, inspect_method
     from peftbench.results import write_atomic
+    from peftbench.training import resolve_precision
 
     try:
+        precision = resolve_precision(precision)
         target = _target(config, set_, model, task, method)
         target.num_labels = num_labels
         target.batch_size, target.seq_len = batch_size or target.batch_size, seq_len or target.seq_len
         source, task_obj, base = _meta_base(target)
         found = [
-            inspect_method(base, task_obj, e, source.path, target.batch_size, target.seq_len)
+            inspect_method(base, task_obj, e, source.path, target.batch_size, target.seq_len, precision)
             for e in target.methods
         ]
     except PeftbenchError as exc:
@@ -144,7 +149,8 @@ def inspect(
     console.print(f"[dim]estimate: {METHOD}[/dim]")
     if json_out:
         payload = {"model": target.model, "task": target.task, "batch_size": target.batch_size}
-        payload |= {"seq_len": target.seq_len, "method": METHOD, "methods": [r.as_dict() for r in found]}
+        payload |= {"seq_len": target.seq_len, "precision": precision, "method": METHOD}
+        payload["methods"] = [r.as_dict() for r in found]
         write_atomic(json_out, json.dumps(payload, indent=2) + "\n")
 
 

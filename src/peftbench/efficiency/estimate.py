@@ -16,8 +16,9 @@ from peftbench.tasks import Task, method_context
 
 ADAM_STATES = 2  # AdamW keeps exp_avg and exp_avg_sq per trainable parameter, in fp32
 METHOD = (
-    "weights: every parameter at its dtype; gradients: trainable parameters; optimizer: AdamW, 2 fp32 states "
-    "per trainable parameter; activations: tensors autograd saves in a meta-device forward pass at fp32 "
+    "weights: every parameter at its dtype, plus the 16-bit copies of linear weights that bf16/fp16 autocast "
+    "caches; gradients: trainable parameters; optimizer: AdamW, 2 fp32 states per trainable parameter; "
+    "activations: tensors autograd saves in a meta-device forward pass at fp32 "
     "(bf16/fp16 autocast saves less: an upper bound there); temporaries of the backward pass not included"
 )
 
@@ -86,12 +87,19 @@ def saved_activation_bytes(model: nn.Module, inputs: dict) -> int:
     return sum(saved.values())
 
 
-def estimate_memory(model: nn.Module, inputs: dict) -> MemoryEstimate:
+def autocast_copies(model: nn.Module, precision: str) -> int:
+    """Bytes of the 16-bit weight copies autocast keeps while a forward pass runs (linear layers)."""
+    if precision not in ("bf16", "fp16"):
+        return 0
+    return sum(m.weight.numel() * 2 for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def estimate_memory(model: nn.Module, inputs: dict, precision: str = "fp32") -> MemoryEstimate:
     """Training memory of `model` (already prepared by a method) on a batch shaped like `inputs`."""
     parameters = list(model.parameters())
     trainable = [p for p in parameters if p.requires_grad]
     return MemoryEstimate(
-        weights=sum(p.numel() * p.element_size() for p in parameters),
+        weights=sum(p.numel() * p.element_size() for p in parameters) + autocast_copies(model, precision),
         gradients=sum(p.numel() * p.element_size() for p in trainable),
         optimizer=sum(p.numel() * 4 * ADAM_STATES for p in trainable),
         activations=saved_activation_bytes(model, inputs),
@@ -115,6 +123,7 @@ def inspect_method(
     model_path: str,
     batch_size: int,
     seq_len: int,
+    precision: str = "fp32",
 ) -> Inspection:
     """Apply `entry` to a copy of the meta `base` model and estimate what training it would take."""
     context = method_context(task, base, model_path, num_training_steps=1000)
@@ -129,5 +138,5 @@ def inspect_method(
         trainable_percent=counts["trainable_percent"],
         artifact=artifact,
         artifact_bytes=artifact_bytes,
-        memory=estimate_memory(model, task.example_batch(batch_size, seq_len)),
+        memory=estimate_memory(model, task.example_batch(batch_size, seq_len), precision),
     )

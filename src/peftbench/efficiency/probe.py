@@ -78,11 +78,14 @@ def cuda_fits(
     return fits
 
 
-def estimate_fits(model: nn.Module, task: Task, seq_len: int, budget: int, estimates: dict[int, int]):
+def estimate_fits(
+    model: nn.Module, task: Task, seq_len: int, budget: int, estimates: dict[int, int], precision: str
+):
     """fits(batch) by the meta-device estimate of training memory against `budget` bytes."""
 
     def fits(batch_size: int) -> bool:
-        estimates[batch_size] = estimate_memory(model, task.example_batch(batch_size, seq_len)).total
+        inputs = task.example_batch(batch_size, seq_len)
+        estimates[batch_size] = estimate_memory(model, inputs, precision).total
         return estimates[batch_size] <= budget
 
     return fits
@@ -107,7 +110,7 @@ def probe_method(
         found = largest_fitting(cuda_fits(model, task, seq_len, precision, memory), limit)
         how = f"measured: 2 training steps on {torch.cuda.get_device_name(0)}, peak allocated"
     else:
-        found = largest_fitting(estimate_fits(model, task, seq_len, budget, memory), limit)
+        found = largest_fitting(estimate_fits(model, task, seq_len, budget, memory, precision), limit)
         how = f"estimated (meta device) against a {budget / 2**30:.1f} GiB budget"
     del model
     gc.collect()
