@@ -76,8 +76,9 @@ def run_peftbench(raw: dict) -> dict:
     }
 
 
-def run_plain(raw: dict, output_dir: str) -> dict:
-    """The seeds' way: tokenise with padding to max_length, fp32 Trainer, random batches."""
+def run_plain(raw: dict, output_dir: str, bf16: bool = False) -> dict:
+    """The seeds' way: tokenise with padding to max_length, fp32 Trainer, random batches. `bf16`
+    (an ablation, --plain-bf16) turns on bf16 autocast alone, to separate its share from padding's."""
     start = time.perf_counter()
     config = build_config(raw)
     splits, names = load_labelled(config.data, config.seed)  # the same rows peftbench trains on
@@ -108,6 +109,7 @@ def run_plain(raw: dict, output_dir: str) -> dict:
         report_to=[],
         seed=config.seed,
         use_cpu=not torch.cuda.is_available(),
+        bf16=bf16,
     )
     trainer = Trainer(model=model, args=arguments, train_dataset=train)
     train_start = time.perf_counter()
@@ -120,7 +122,7 @@ def run_plain(raw: dict, output_dir: str) -> dict:
         "wall_seconds": time.perf_counter() - start,
         "accuracy": float(accuracy_score(test["labels"], predicted)),
         "f1_macro": float(f1_score(test["labels"], predicted, average="macro")),
-        "precision": "fp32",
+        "precision": "bf16" if bf16 else "fp32",
     }
 
 
@@ -138,13 +140,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--train-samples", type=int, default=None)
+    parser.add_argument(
+        "--plain-bf16", action="store_true", help="Ablation: the plain script with bf16 autocast"
+    )
     parser.add_argument("--json", type=Path, help="Also write every measurement here")
     args = parser.parse_args()
     measured = {"peftbench": [], "plain": []}
     with tempfile.TemporaryDirectory() as scratch:
         for seed in args.seeds:
             raw = experiment(args, seed, scratch)
-            measured["plain"].append(run_plain(raw, f"{scratch}/plain"))
+            measured["plain"].append(run_plain(raw, f"{scratch}/plain", args.plain_bf16))
             measured["peftbench"].append(run_peftbench(raw))
             print(f"seed {seed}: {json.dumps({k: v[-1] for k, v in measured.items()})}")
     ratio = [

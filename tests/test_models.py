@@ -51,3 +51,17 @@ def test_builtin_smollm_loads_as_a_trainable_causal_lm(tmp_path, monkeypatch):
     assert type(model).__name__ == "LlamaForCausalLM" and not getattr(model, "is_quantized", False)
     validate_quantization_for_training(model)  # raises for models the Trainer would refuse
     assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
+
+
+def test_attention_is_eager_only_where_measured_faster():
+    from transformers import BertConfig
+
+    from peftbench.models import attention_for
+
+    small_heads = BertConfig(hidden_size=384, num_attention_heads=12)  # MiniLM: 32 dimensions per head
+    large_heads = BertConfig(hidden_size=768, num_attention_heads=12)
+    assert attention_for(small_heads, "bf16", cuda=False) == "eager"
+    assert attention_for(small_heads, "fp32", cuda=False) is None
+    assert attention_for(small_heads, "bf16", cuda=True) is None
+    assert attention_for(large_heads, "bf16", cuda=False) is None
+    assert attention_for(large_heads, "bf16", cuda=False, requested="sdpa") == "sdpa"

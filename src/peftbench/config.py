@@ -18,6 +18,11 @@ class ModelConfig(Strict):
     revision: str | None = None
     gguf_file: str | None = Field(None, description="GGUF file inside `name` when it is a directory")
     trust_remote_code: bool = False
+    attn_implementation: str | None = Field(
+        None,
+        description="eager, sdpa, flash_attention_2, ...; default: eager on a CPU under bf16 when attention "
+        "heads have at most 32 dimensions (measured faster there), else transformers' own choice",
+    )
 
 
 class DataConfig(Strict):
@@ -65,8 +70,13 @@ class TrainingConfig(Strict):
     )
     early_stopping_patience: int | None = Field(None, gt=0)
     logging_steps: int = Field(10, gt=0)
+    report_to: list[str] = Field(
+        [], description="Experiment trackers, passed to the Trainer: tensorboard, mlflow, wandb, ..."
+    )
     group_by_length: bool = Field(
-        True, description="Batch examples of similar length (less padding; order still shuffled by chunks)"
+        False,
+        description="Batch examples of similar length: less padding, faster; off by default because on small "
+        "data it made batches correlate with labels and cost accuracy (benchmarks/RESULTS.md)",
     )
 
 
@@ -236,6 +246,9 @@ def build_config(raw: dict) -> ExperimentConfig:
 
     task = TASKS.get(config.task)
     task.validate(config)
+    from peftbench.training import check_trackers
+
+    check_trackers(config.training.report_to)
     from peftbench.grid import expand_methods
 
     for method in expand_methods(config.methods):

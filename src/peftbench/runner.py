@@ -4,7 +4,7 @@ import copy
 import platform
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -61,7 +61,13 @@ def prepare_workspace(config: ExperimentConfig) -> Workspace:
     )
     task = TASKS.get(config.task)
     tokenizer = models.load_tokenizer(source)
-    data = load_task_data(config, source, task, tokenizer, models.load_config(source))
+    model_config = models.load_config(source)
+    cuda = torch.cuda.is_available()
+    attention = models.attention_for(
+        model_config, config.training.precision, cuda, config.model.attn_implementation
+    )
+    source = replace(source, attention=attention)
+    data = load_task_data(config, source, task, tokenizer, model_config)
     torch.manual_seed(config.seed)  # a fresh head is initialised once and shared by every method
     base = task.load_model(source, data, tokenizer)
     directory = Path(config.output_dir) / config.name
@@ -118,6 +124,7 @@ def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
             "name": workspace.config.model.name,
             "path": workspace.source.path,
             "gguf_file": workspace.source.gguf_file,
+            "attention": getattr(workspace.base_model.config, "_attn_implementation", None),
         },
         "data": {
             "dataset": workspace.config.data.dataset,

@@ -13,7 +13,7 @@ from torch import nn
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from peftbench.config import ExperimentConfig, TrainingConfig
-from peftbench.errors import PeftbenchError
+from peftbench.errors import PeftbenchError, closest
 from peftbench.measure import EpochTimer, PeakMemory
 
 
@@ -73,6 +73,23 @@ def with_resolved_precision(config: ExperimentConfig) -> ExperimentConfig:
     return config.model_copy(update={"training": training})
 
 
+def check_trackers(names: list[str]) -> None:
+    """Known Trainer integrations whose package is installed; anything else fails before any run."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise PeftbenchError(
+                f"training.report_to: unknown tracker '{name}'{closest(name, INTEGRATION_TO_CALLBACK)}; "
+                f"known: {', '.join(INTEGRATION_TO_CALLBACK)}"
+            )
+        if name not in get_available_reporting_integrations():
+            raise PeftbenchError(f"training.report_to: '{name}' needs its package; run: pip install {name}")
+
+
 def steps_per_run(train_size: int, config: TrainingConfig) -> int:
     per_epoch = math.ceil(train_size / (config.batch_size * config.gradient_accumulation_steps))
     return max(1, math.ceil(per_epoch * config.epochs))
@@ -102,7 +119,8 @@ def _arguments(
         logging_strategy="steps",
         logging_steps=config.logging_steps,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        report_to=[],
+        report_to=config.report_to or "none",
+        run_name="/".join(output_dir.parts[-3:-1]),  # <experiment>/<run>: how trackers name the run
         seed=seed,
         data_seed=seed,
         use_cpu=not cuda,

@@ -44,6 +44,7 @@ class Target:
     batch_size: int
     seq_len: int
     num_labels: int = 2
+    precision: str = "auto"
 
 
 def _target(
@@ -61,6 +62,7 @@ def _target(
             expand_methods(loaded.methods),
             loaded.training.batch_size,
             loaded.data.max_length,
+            precision=loaded.training.precision,
         )
     if not model:
         raise PeftbenchError("give --model (an alias, hub id or path) or --config with an experiment file")
@@ -115,8 +117,8 @@ def inspect(
     from peftbench.training import resolve_precision
 
     try:
-        precision = resolve_precision(precision)
         target = _target(config, set_, model, task, method)
+        precision = resolve_precision(target.precision if precision == "auto" else precision)
         target.num_labels = num_labels
         target.batch_size, target.seq_len = batch_size or target.batch_size, seq_len or target.seq_len
         source, task_obj, base = _meta_base(target)
