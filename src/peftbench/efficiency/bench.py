@@ -21,10 +21,13 @@ from peftbench.measure import PeakMemory, weights_bytes
 from peftbench.methods import METHODS
 from peftbench.runner import Workspace, prepare_workspace
 from peftbench.tasks.decoding import generate, left_pad
-from peftbench.training import autocast, model_columns
+from peftbench.training import autocast, model_columns, with_resolved_precision
 
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}  # merged vs unmerged logits, both in fp32
-TIMING = "perf_counter around each full pass over the batches (CUDA synchronised), after warm-up passes"
+TIMING = (
+    "perf_counter around each full pass over the batches (CUDA synchronised), after warm-up passes; "
+    "variants timed in turn, round by round"
+)
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,10 @@ def load_run(run_dir: Path) -> tuple[Workspace, dict]:
             f"run '{result.get('run')}' has no adapter (method '{method}'); bench-inference compares the "
             "base model, base + adapter and merged: pick a run of a PEFT method such as lora or ia3"
         )
-    raw = yaml.safe_load((run_dir / "config.yaml").read_text())
+    raw = yaml.safe_load((run_dir / "config.yaml").read_text())  # training: the run's own, per method
     entry = raw.pop("method")
-    raw.pop("training", None)  # the experiment's training section is inside; the per-method one is not needed
-    return prepare_workspace(build_config({**raw, "methods": [entry]})), result
+    config = with_resolved_precision(build_config({**raw, "methods": [entry]}))
+    return prepare_workspace(config), result
 
 
 def _device() -> torch.device:
@@ -139,23 +142,39 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def time_variant(
-    name: str, model: nn.Module, workload: Callable, unit: str, batches: int, warmup: int, repeats: int
-) -> Timing:
-    for _ in range(warmup):
-        workload(model)
-    passes, units = [], 0
+def _timed_pass(model: nn.Module, workload: Callable) -> tuple[float, int, int]:
+    """Seconds, units done and peak memory (CUDA allocated, else process RSS) of one pass."""
     with PeakMemory() as memory:
-        for _ in range(repeats):
-            _sync()
-            start = time.perf_counter()
-            units = workload(model)
-            _sync()
-            passes.append(time.perf_counter() - start)
-    cuda = torch.cuda.is_available()
-    peak = memory.report()["cuda_peak_allocated_bytes"] if cuda else memory.peak_rss
-    kind = "CUDA peak allocated" if cuda else "process peak RSS (all variants loaded)"
-    return Timing(name, passes, units, unit, batches, weights_bytes(model), peak, kind)
+        _sync()
+        start = time.perf_counter()
+        units = workload(model)
+        _sync()
+        seconds = time.perf_counter() - start
+    peak = memory.report()["cuda_peak_allocated_bytes"] if torch.cuda.is_available() else memory.peak_rss
+    return seconds, units, peak
+
+
+def time_variants(
+    models: dict[str, nn.Module], workload: Callable, unit: str, batches: int, warmup: int, repeats: int
+) -> list[Timing]:
+    """Warm every variant up, then time them in turn, `repeats` rounds, so that drift in the machine's
+    speed (frequency, caches, other load) falls on all variants alike instead of on whichever ran first."""
+    for model in models.values():
+        for _ in range(warmup):
+            workload(model)
+    passes: dict[str, list[float]] = {name: [] for name in models}
+    peaks: dict[str, int] = dict.fromkeys(models, 0)
+    units: dict[str, int] = dict.fromkeys(models, 0)
+    for _ in range(repeats):
+        for name, model in models.items():
+            seconds, units[name], peak = _timed_pass(model, workload)
+            passes[name].append(seconds)
+            peaks[name] = max(peaks[name], peak)
+    kind = "CUDA peak allocated" if torch.cuda.is_available() else "process peak RSS (all variants loaded)"
+    return [
+        Timing(name, passes[name], units[name], unit, batches, weights_bytes(model), peaks[name], kind)
+        for name, model in models.items()
+    ]
 
 
 def merge_check(adapted: nn.Module, merged: nn.Module, batch: dict) -> dict:
@@ -194,10 +213,7 @@ def run_benchmark(
             forward[0],
         )
         unit = "samples" if workspace.config.task == "classification" else "sequences"
-    timings = [
-        time_variant(name, model, workload, unit, batches, warmup, repeats).summary()
-        for name, model in models.items()
-    ]
+    timings = [t.summary() for t in time_variants(models, workload, unit, batches, warmup, repeats)]
     report = {
         "run": result["run"],
         "method": result["method"],
