@@ -112,6 +112,17 @@ class LrSearchConfig(Strict):
         return self.metric in ("loss", "perplexity")
 
 
+class LauncherConfig(Strict):
+    """How each run's process starts: one process, or data-parallel ranks through torchrun or accelerate
+    (the Trainer runs DDP, or FSDP/DeepSpeed from an accelerate config file)."""
+
+    kind: Literal["local", "torchrun", "accelerate"] = "local"
+    num_processes: int = Field(
+        1, ge=1, description="Ranks per run; the global batch stays training.batch_size"
+    )
+    config_file: str | None = Field(None, description="accelerate config (FSDP, DeepSpeed, several machines)")
+
+
 class MethodConfig(BaseModel):
     """One method entry: `method` picks the registry entry; other keys are that method's options."""
 
@@ -159,6 +170,7 @@ class ExperimentConfig(Strict):
     lr_search: LrSearchConfig | None = Field(
         None, description="Pick each method's learning rate by a short search on the validation split"
     )
+    launcher: LauncherConfig = LauncherConfig()
     output_dir: str = "runs"
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
 
@@ -236,6 +248,19 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
+def _check_launcher(config: ExperimentConfig) -> None:
+    launcher, batch = config.launcher, config.training.batch_size
+    if batch % launcher.num_processes:
+        raise PeftbenchError(
+            f"training.batch_size {batch} does not split over launcher.num_processes "
+            f"{launcher.num_processes}; use a multiple of it (the global batch stays batch_size)"
+        )
+    if launcher.config_file and not Path(launcher.config_file).is_file():
+        raise PeftbenchError(f"launcher.config_file '{launcher.config_file}' not found; check the path")
+    if launcher.kind == "local" and launcher.num_processes > 1:
+        raise PeftbenchError("launcher.num_processes > 1 needs launcher.kind torchrun or accelerate")
+
+
 def build_config(raw: dict) -> ExperimentConfig:
     try:
         config = ExperimentConfig.model_validate(raw)
@@ -253,6 +278,7 @@ def build_config(raw: dict) -> ExperimentConfig:
 
     for method in expand_methods(config.methods):
         validate_method(method)
+    _check_launcher(config)
     if config.lr_search and config.lr_search.metric not in task.validation_metrics:
         raise PeftbenchError(
             f"lr_search.metric '{config.lr_search.metric}' is not a validation metric of task "

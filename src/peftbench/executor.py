@@ -12,6 +12,7 @@ from rich.console import Console
 
 from peftbench import lr_search, results
 from peftbench.config import ExperimentConfig
+from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec, expand, expand_methods
 from peftbench.runner import baseline_names, preflight, prepare_workspace
 from peftbench.training import with_resolved_precision
@@ -30,10 +31,27 @@ def _eta(durations: list[float], remaining: int) -> str:
     return f"ETA {int(seconds // 60)} min {int(seconds % 60)} s"
 
 
+def launch_command(spec: RunSpec, spec_file: Path) -> list[str]:
+    """The worker's command line: one process, or `num_processes` ranks through torchrun or accelerate."""
+    launcher = spec.config.launcher
+    worker = ["-m", "peftbench.worker", str(spec_file)]
+    if launcher.kind == "torchrun":
+        ranks = f"--nproc_per_node={launcher.num_processes}"
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", ranks, *worker]
+    if launcher.kind == "accelerate":
+        if launcher.config_file:
+            options = ["--config_file", launcher.config_file]
+        else:
+            options = ["--num_processes", str(launcher.num_processes)]
+            options += ["--multi_gpu"] if launcher.num_processes > 1 else []
+        return [sys.executable, "-m", "accelerate.commands.launch", *options, *worker]
+    return [sys.executable, *worker]
+
+
 def _run_in_subprocess(spec: RunSpec, directory: Path) -> int:
     spec_file = directory / ".specs" / f"{spec.name}.json"
     results.write_atomic(spec_file, spec_to_json(spec))
-    return subprocess.run([sys.executable, "-m", "peftbench.worker", str(spec_file)], check=False).returncode
+    return subprocess.run(launch_command(spec, spec_file), check=False).returncode
 
 
 def _outcome(folders: list[Path], code: int) -> list[str]:
@@ -109,6 +127,8 @@ def run_grid(
     config: ExperimentConfig, force: bool = False, inline: bool = False, console: Console | None = None
 ) -> tuple[Path, list[str]]:
     """Run every spec of the experiment; returns its folder and one line per failed run."""
+    if inline and config.launcher.kind != "local":
+        raise PeftbenchError(f"--inline runs one process; launcher '{config.launcher.kind}' starts several")
     config = with_resolved_precision(config)  # 'auto' becomes what this machine runs, in every run's hash
     expand(config)  # fails fast on repeated run names
     directory = Path(config.output_dir) / config.name

@@ -1,6 +1,7 @@
 """The one training loop, shared by every method: Hugging Face Trainer plus measurement callbacks."""
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,29 @@ def with_resolved_precision(config: ExperimentConfig) -> ExperimentConfig:
     return config.model_copy(update={"training": training})
 
 
+def world_size() -> int:
+    """Ranks of this run (torchrun/accelerate set WORLD_SIZE); 1 when it runs alone."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def memory_over_ranks(report: dict) -> dict:
+    """Rank 0's memory report with every peak replaced by its maximum over the ranks (each rank's kept)."""
+    if not distributed():
+        return report
+    reports: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(reports, report)
+    merged = {**report, "ranks": len(reports), "per_rank": reports}
+    for key in ("peak_rss_bytes", "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes"):
+        values = [r[key] for r in reports if r.get(key) is not None]
+        merged[key] = max(values) if values else None
+    merged["memory_method"] = report["memory_method"] + "; the maximum over ranks"
+    return merged
+
+
 def check_trackers(names: list[str]) -> None:
     """Known Trainer integrations whose package is installed; anything else fails before any run."""
     from transformers.integrations.integration_utils import (
@@ -102,7 +126,7 @@ def _arguments(
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=config.batch_size // world_size(),  # the global batch is batch_size
         per_device_eval_batch_size=config.eval_batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=config.warmup_ratio,
@@ -127,6 +151,10 @@ def _arguments(
         dataloader_num_workers=0,
         disable_tqdm=False,
         prediction_loss_only=loss_only,
+        # True makes the Trainer multiply every loss by the number of ranks, assuming the model divided
+        # by a global token count; classification models do not, so losses (and gradients) came out
+        # N times too large. Off: each rank averages its batch and DDP averages the ranks.
+        average_tokens_across_devices=False,
     )
 
 
@@ -210,7 +238,7 @@ def train(
         epoch_seconds=timer.epoch_seconds,
         train_samples_per_second=samples / train_seconds,
         train_tokens_per_second=tokens / train_seconds,
-        memory={**memory.report(), "train_wall_seconds_including_eval": wall},
+        memory={**memory_over_ranks(memory.report()), "train_wall_seconds_including_eval": wall},
         trainer=trainer,
     )
 

@@ -3,9 +3,12 @@
 Running each spec in its own process keeps memory peaks per run and lets one crash (even one that
 kills the process) leave the rest of the grid running. Exit code 0 only when every run completed."""
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,8 +48,17 @@ def execute(spec: RunSpec, workspace: Workspace | None = None) -> Workspace:
     return workspace
 
 
+def rank() -> int:
+    """This process's rank under torchrun/accelerate (0 when run alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def main(argv: list[str]) -> int:
     spec = spec_from_json(Path(argv[1]).read_text())
+    if rank() > 0:  # only rank 0 writes results; the others run the same steps into a scratch folder
+        scratch = tempfile.mkdtemp(prefix=f"peftbench-rank{rank()}-")
+        spec = replace(spec, config=spec.config.model_copy(update={"output_dir": scratch}))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if os.environ.get(CRASH_ENV) == spec.name:  # only here: inline runs share the parent's process
         os._exit(70)
     try:

@@ -7,6 +7,7 @@ import torch
 from datasets import Dataset
 from peft import TaskType
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
@@ -65,7 +66,13 @@ def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool
     model = trainer.model.eval()
     device = trainer.args.device
     total, count = 0.0, 0
-    loader = trainer.get_eval_dataloader(model_columns(dataset, MODEL_INPUTS))
+    # A plain loader over the whole split: under several ranks every rank scores all of it (the Trainer's
+    # own loader would shard it and pad the last shard with repeated examples).
+    loader = DataLoader(
+        model_columns(dataset, MODEL_INPUTS),
+        batch_size=trainer.args.per_device_eval_batch_size,
+        collate_fn=trainer.data_collator,
+    )
     with torch.inference_mode(), autocast(precision, device):
         for batch in tqdm(loader, desc="target loss", leave=False):
             batch = {k: v.to(device) for k, v in batch.items()}
