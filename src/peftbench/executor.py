@@ -14,6 +14,7 @@ from peftbench import lr_search, results
 from peftbench.config import ExperimentConfig
 from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec, expand, expand_methods
+from peftbench.ray_executor import RayOptions
 from peftbench.runner import baseline_names, preflight, prepare_workspace
 from peftbench.training import with_resolved_precision
 from peftbench.worker import execute, spec_to_json
@@ -80,23 +81,50 @@ class _GridLoop:
     force: bool
     inline: bool
     workspaces: dict = field(default_factory=dict)  # inline only: one per seed and data
+    ray: RayOptions | None = None  # None: run here, one spec after another
 
     def run(self, specs: list[RunSpec], phase: str) -> list[str]:
         failed: list[str] = []
-        durations: list[float] = []
+        pending = []
         for number, spec in enumerate(specs, 1):
             folders = [self.directory / name for name in spec.folders(self.baselines)]
-            progress = f"{phase} {number}/{len(specs)}"
             if not self.force and all(_is_cached(f, spec.config_hash) for f in folders):
                 self.console.print(
-                    f"[dim]{progress}: {spec.name} already complete (same config), skipped[/dim]"
+                    f"[dim]{phase} {number}/{len(specs)}: {spec.name} already complete (same config), "
+                    "skipped[/dim]"
                 )
-                continue
-            self.console.rule(f"{progress} · {spec.name} · {_eta(durations, len(specs) - number + 1)}")
+            else:
+                pending.append((number, spec, folders))
+        if self.ray is not None:
+            return self._on_ray(pending, phase, len(specs))
+        durations: list[float] = []
+        for number, spec, folders in pending:
+            remaining = len(specs) - number + 1
+            self.console.rule(f"{phase} {number}/{len(specs)} · {spec.name} · {_eta(durations, remaining)}")
             start = time.perf_counter()
             code = self._inline(spec) if self.inline else _run_in_subprocess(spec, self.directory)
             durations.append(time.perf_counter() - start)
             failed += _outcome(folders, code)
+        return failed
+
+    def _on_ray(self, pending: list, phase: str, total: int) -> list[str]:
+        from peftbench.ray_executor import run_on_ray
+
+        folders_of = {spec.name: folders for _, spec, folders in pending}
+        work = [(spec, [str(f.relative_to(self.directory)) for f in folders]) for _, spec, folders in pending]
+        failed: list[str] = []
+        finished: list[str] = []
+
+        def report(spec: RunSpec, code: int, seconds: float) -> None:
+            finished.append(spec.name)
+            failed.extend(_outcome(folders_of[spec.name], code))
+            self.console.print(
+                f"{phase} {len(finished)}/{len(work)} on Ray: {spec.name} (exit {code}) after {seconds:.0f} s"
+            )
+
+        where = self.ray.address or "a local Ray"
+        self.console.rule(f"{phase}: {len(work)} of {total} runs sent to {where}")
+        run_on_ray(work, self.directory, self.ray, report)
         return failed
 
     def _inline(self, spec: RunSpec) -> int:
@@ -124,9 +152,16 @@ def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig
 
 
 def run_grid(
-    config: ExperimentConfig, force: bool = False, inline: bool = False, console: Console | None = None
+    config: ExperimentConfig,
+    force: bool = False,
+    inline: bool = False,
+    console: Console | None = None,
+    ray: RayOptions | None = None,
 ) -> tuple[Path, list[str]]:
-    """Run every spec of the experiment; returns its folder and one line per failed run."""
+    """Run every spec of the experiment (here, or as Ray tasks); returns its folder and one line per
+    failed run."""
+    if inline and ray is not None:
+        raise PeftbenchError("--inline and --executor ray exclude each other; pick one")
     if inline and config.launcher.kind != "local":
         raise PeftbenchError(f"--inline runs one process; launcher '{config.launcher.kind}' starts several")
     config = with_resolved_precision(config)  # 'auto' becomes what this machine runs, in every run's hash
@@ -136,7 +171,7 @@ def run_grid(
     preflight(workspace)
     directory.mkdir(parents=True, exist_ok=True)
     results.write_yaml(directory / "experiment.yaml", config.model_dump())
-    loop = _GridLoop(directory, baseline_names(workspace), console or Console(), force, inline)
+    loop = _GridLoop(directory, baseline_names(workspace), console or Console(), force, inline, ray=ray)
     if inline:
         loop.workspaces[_workspace_key(config)] = workspace
     del workspace  # subprocess workers load their own; keep the parent small

@@ -9,11 +9,11 @@ from peftbench.cli import SET_HELP, app, console, fail
 from peftbench.errors import PeftbenchError
 
 
-def _execute(config, force: bool = False, inline: bool = False) -> None:
+def _execute(config, force: bool = False, inline: bool = False, ray=None) -> None:
     from peftbench.compare import rich_samples, rich_table, rows, samples
     from peftbench.executor import run_grid
 
-    directory, failed = run_grid(config, force=force, inline=inline, console=console)
+    directory, failed = run_grid(config, force=force, inline=inline, console=console, ray=ray)
     table, names = rows(directory, "full")
     console.print(rich_table(table, names, "full"))
     merged = samples(directory, 2)
@@ -34,14 +34,26 @@ def run(
     inline: Annotated[
         bool, typer.Option(help="Run everything in this process (faster start; no crash isolation)")
     ] = False,
+    executor: Annotated[
+        str, typer.Option(help="local (one run after another) or ray (runs as Ray tasks)")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (ray://host:10001 or auto); default: a local Ray")
+    ] = None,
+    cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run asks for")] = 1,
+    gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs each run asks for")] = 0,
 ) -> None:
     """Run every method, sweep value, seed and baseline of an experiment file, then print the comparison.
 
-    Each run executes in its own process; complete runs with the same config are skipped."""
+    Each run executes in its own process (or Ray task); complete runs with the same config are skipped."""
     from peftbench.config import load_config
+    from peftbench.ray_executor import RayOptions
 
+    if executor not in ("local", "ray"):
+        fail(PeftbenchError(f"--executor '{executor}' is not known; use local or ray"))
+    ray = RayOptions(address, cpus_per_run, gpus_per_run) if executor == "ray" else None
     try:
-        _execute(load_config(config, set_), force, inline)
+        _execute(load_config(config, set_), force, inline, ray)
     except PeftbenchError as exc:
         fail(exc)
 
