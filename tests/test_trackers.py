@@ -28,6 +28,9 @@ def test_each_run_logs_its_losses_to_tensorboard(experiment, tmp_path):
         tags = set(events.Tags()["scalars"])
         assert {"train/loss", "eval/loss"} <= tags, tags
         assert any("tiny/" + run in text for text in _texts(events)), "run name not logged"
+        assert "peftbench/config/text_summary" in events.Tags()["tensors"]
+        config = str(events.Tensors("peftbench/config/text_summary")[0].tensor_proto.string_val)
+        assert f"method: {run}" in config and "report_to" in config
 
 
 def _texts(events) -> list[str]:

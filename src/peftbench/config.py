@@ -271,7 +271,7 @@ def build_config(raw: dict) -> ExperimentConfig:
 
     task = TASKS.get(config.task)
     task.validate(config)
-    from peftbench.training import check_trackers
+    from peftbench.trackers import check_trackers
 
     check_trackers(config.training.report_to)
     from peftbench.grid import expand_methods

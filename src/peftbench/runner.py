@@ -208,6 +208,17 @@ def _save_artifact(model: nn.Module, ships: str, run_dir: Path, save_full: bool)
     }
 
 
+def run_config(config: ExperimentConfig, entry: MethodConfig) -> dict:
+    """One run's whole config: the experiment without its method list, this method, its training."""
+    return results.redact(
+        {
+            **config.model_dump(mode="json", exclude={"methods"}),
+            "method": entry.model_dump(mode="json"),
+            "training": config.method_training(entry).model_dump(mode="json"),
+        }
+    )
+
+
 def _prepare_and_train(
     workspace: Workspace, entry: MethodConfig, run_dir: Path
 ) -> tuple[nn.Module, TrainOutcome]:
@@ -221,6 +232,7 @@ def _prepare_and_train(
         run_dir / "trainer",
         workspace.config.seed,
         workspace.task.trainer_parts(workspace.tokenizer, model, workspace.data),
+        run_config(workspace.config, entry),
     )
     return model, outcome
 
@@ -231,14 +243,7 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
     with run_folder(run_dir, workspace.config_hash):
         training = config.method_training(entry)
         method = METHODS.get(entry.method)
-        results.write_yaml(
-            run_dir / "config.yaml",
-            {
-                **config.model_dump(exclude={"methods"}),
-                "method": entry.model_dump(),
-                "training": training.model_dump(),
-            },
-        )
+        results.write_yaml(run_dir / "config.yaml", run_config(config, entry))
         model, outcome = _prepare_and_train(workspace, entry, run_dir)
         evaluation = workspace.task.evaluate(model, outcome.trainer, workspace)
         result = _base_result(workspace, entry.run_name, "method")

@@ -14,8 +14,9 @@ from torch import nn
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from peftbench.config import ExperimentConfig, TrainingConfig
-from peftbench.errors import PeftbenchError, closest
+from peftbench.errors import PeftbenchError
 from peftbench.measure import EpochTimer, PeakMemory
+from peftbench.trackers import RunConfigCallback
 
 
 @dataclass(frozen=True)
@@ -95,23 +96,6 @@ def memory_over_ranks(report: dict) -> dict:
         merged[key] = max(values) if values else None
     merged["memory_method"] = report["memory_method"] + "; the maximum over ranks"
     return merged
-
-
-def check_trackers(names: list[str]) -> None:
-    """Known Trainer integrations whose package is installed; anything else fails before any run."""
-    from transformers.integrations.integration_utils import (
-        INTEGRATION_TO_CALLBACK,
-        get_available_reporting_integrations,
-    )
-
-    for name in names:
-        if name not in INTEGRATION_TO_CALLBACK:
-            raise PeftbenchError(
-                f"training.report_to: unknown tracker '{name}'{closest(name, INTEGRATION_TO_CALLBACK)}; "
-                f"known: {', '.join(INTEGRATION_TO_CALLBACK)}"
-            )
-        if name not in get_available_reporting_integrations():
-            raise PeftbenchError(f"training.report_to: '{name}' needs its package; run: pip install {name}")
 
 
 def steps_per_run(train_size: int, config: TrainingConfig) -> int:
@@ -218,6 +202,7 @@ def train(
     output_dir: Path,
     seed: int,
     parts: TrainerParts,
+    run_config: dict | None = None,
 ) -> TrainOutcome:
     per_epoch = steps_per_run(len(train_set), config.model_copy(update={"epochs": 1}))
     # Log at least once per epoch so every history row has a training loss.
@@ -225,6 +210,10 @@ def train(
     trainer = make_trainer(model, tokenizer, config, output_dir, seed, parts, train_set, validation)
     timer = EpochTimer()
     trainer.add_callback(timer)
+    if run_config is not None and config.report_to:
+        trainer.add_callback(
+            RunConfigCallback(run_config, config.report_to, trainer.callback_handler.callbacks)
+        )
     with PeakMemory() as memory:
         start = time.perf_counter()
         trainer.train()
