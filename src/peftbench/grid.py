@@ -4,7 +4,7 @@ A run is keyed by a hash of its resolved config, so a repeated experiment skips 
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Literal
 
@@ -39,6 +39,10 @@ class RunSpec:
         if self.kind == "search":
             return [f"{SEARCH_FOLDER}/{self.name}"]
         return [self.name]
+
+    def writing_to(self, output_dir: str) -> "RunSpec":
+        """The same spec writing under another folder (same config hash: output_dir is not part of it)."""
+        return replace(self, config=self.config.model_copy(update={"output_dir": output_dir}))
 
     @property
     def config_hash(self) -> str:

@@ -37,7 +37,7 @@ def _run_remotely(spec_json: str, folders: list[str], experiment: str) -> tuple[
 
     with tempfile.TemporaryDirectory(prefix="peftbench-ray-") as scratch:
         spec = spec_from_json(spec_json)
-        local = RunSpec(spec.kind, spec.suffix, spec.config.model_copy(update={"output_dir": scratch}))
+        local = spec.writing_to(scratch)
         spec_file = Path(scratch) / "spec.json"
         spec_file.write_text(spec_to_json(local))
         code = subprocess.run(launch_command(local, spec_file), check=False, env=os.environ.copy()).returncode

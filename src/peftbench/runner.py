@@ -20,7 +20,7 @@ from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, directory_bytes, weights_bytes
 from peftbench.methods import METHODS, MethodContext, prepare_model
 from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
-from peftbench.training import TrainOutcome, make_trainer, steps_per_run, train
+from peftbench.training import TrainOutcome, eval_metrics, make_trainer, steps_per_run, train
 
 
 @dataclass
@@ -271,12 +271,7 @@ def _validation_metrics(outcome: TrainOutcome) -> dict:
     logged = {k.removeprefix("validation_"): v for k, v in last.items() if k.startswith("validation_")}
     if logged:
         return logged
-    evaluated = outcome.trainer.evaluate()
-    return {
-        k.removeprefix("eval_"): v
-        for k, v in evaluated.items()
-        if "runtime" not in k and "per_second" not in k
-    }
+    return eval_metrics(outcome.trainer.evaluate())
 
 
 def run_search(workspace: Workspace, entry: MethodConfig) -> Path:

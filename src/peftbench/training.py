@@ -167,6 +167,15 @@ def make_trainer(
     )
 
 
+def eval_metrics(logged: dict) -> dict:
+    """The Trainer's eval_* entries as metric -> value, without its timing entries."""
+    return {
+        k.removeprefix("eval_"): v
+        for k, v in logged.items()
+        if k.startswith("eval_") and "runtime" not in k and "per_second" not in k
+    }
+
+
 def _history(log_history: list[dict]) -> list[dict]:
     """One row per epoch: mean training loss over that epoch's logged steps, and validation metrics."""
     rows: dict[int, dict] = {}
@@ -176,13 +185,7 @@ def _history(log_history: list[dict]) -> list[dict]:
         if "loss" in entry:
             losses.setdefault(epoch, []).append(entry["loss"])
         if "eval_loss" in entry:
-            rows.setdefault(epoch, {}).update(
-                {
-                    k.removeprefix("eval_"): v
-                    for k, v in entry.items()
-                    if k.startswith("eval_") and "runtime" not in k and "per_second" not in k
-                }
-            )
+            rows.setdefault(epoch, {}).update(eval_metrics(entry))
     return [
         {
             "epoch": epoch,

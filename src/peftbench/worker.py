@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     spec = spec_from_json(Path(argv[1]).read_text())
     if rank() > 0:  # only rank 0 writes results; the others run the same steps into a scratch folder
         scratch = tempfile.mkdtemp(prefix=f"peftbench-rank{rank()}-")
-        spec = replace(spec, config=spec.config.model_copy(update={"output_dir": scratch}))
+        spec = spec.writing_to(scratch)
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if os.environ.get(CRASH_ENV) == spec.name:  # only here: inline runs share the parent's process
         os._exit(70)

@@ -191,10 +191,6 @@ def merge_check(adapted: nn.Module, merged: nn.Module, batch: dict) -> dict:
     }
 
 
-def prompt_batch(prompts: list[list[int]], pad_token_id: int, batch_size: int) -> dict:
-    return left_pad(prompts[:batch_size], pad_token_id, _device())
-
-
 def run_benchmark(
     run_dir: Path, samples: int, batch_size: int, warmup: int, repeats: int, max_new_tokens: int
 ) -> dict:
@@ -204,7 +200,7 @@ def run_benchmark(
     if workspace.config.task == "generation":
         workload, prompts = generate_workload(workspace, samples, batch_size, max_new_tokens)
         unit, batches = "generated tokens", -(-len(prompts) // batch_size)
-        check_batch = prompt_batch(prompts, workspace.tokenizer.pad_token_id, batch_size)
+        check_batch = left_pad(prompts[:batch_size], workspace.tokenizer.pad_token_id, _device())
     else:
         forward = forward_batches(workspace, samples, batch_size)
         workload, batches, check_batch = (
