@@ -7,11 +7,12 @@ from transformers import AutoConfig, AutoTokenizer
 
 from peftbench import models
 from peftbench.config import build_config
+from peftbench.datacache import load_task_data
 from peftbench.errors import PeftbenchError
 from peftbench.tasks import TASKS
 from peftbench.tasks.causal_lm import pack
-from peftbench.tasks.generation import keep_last, template_fields
-from peftbench.tasks.language import IGNORE
+from peftbench.tasks.generation import Encoder, keep_last, template_fields
+from peftbench.tasks.language import IGNORE, MODEL_INPUTS
 
 
 def _config(model, data_file, tmp_path, task="generation", **data):
@@ -145,3 +146,55 @@ def test_causal_lm_split_smaller_than_a_block_is_an_error(tiny_gpt2, data_to_tex
     )
     with pytest.raises(PeftbenchError, match="not one full block"):
         _load(config)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama_lm", "tiny_t5"])
+def test_cut_targets_end_with_eos_and_an_exact_fit_is_not_cut(fixture, request):
+    tokenizer = models.load_tokenizer(models.resolve(str(request.getfixturevalue(fixture))))
+    good, drug, pain = tokenizer.convert_tokens_to_ids(["good", "drug", "pain"])
+    eos = tokenizer.eos_token_id
+    encoder_decoder = fixture == "tiny_t5"
+    fits = Encoder(tokenizer, False, encoder_decoder, 64, max_target=4)  # three words + EOS
+    assert fits.target_ids(["good drug pain"]) == ([[good, drug, pain, eos]], 0)
+    tight = Encoder(tokenizer, False, encoder_decoder, 64, max_target=3)
+    assert tight.target_ids(["good drug pain", "good"]) == ([[good, drug, eos], [good, eos]], 1)
+
+
+def test_every_training_target_ends_with_eos_when_cut(tiny_llama_lm, data_to_text_csv, tmp_path):
+    data, tokenizer = _load(_config(tiny_llama_lm, data_to_text_csv, tmp_path, max_target_length=3))
+    assert data.info["truncated_targets"]["train"] == len(data.splits["train"])  # every target has 5 words
+    for labels in data.splits["train"]["labels"]:
+        target = [t for t in labels if t != IGNORE]
+        assert len(target) == 3 and target[-1] == tokenizer.eos_token_id
+
+
+def test_max_target_length_must_leave_room_for_the_prompt(tiny_llama_lm, data_to_text_csv, tmp_path):
+    with pytest.raises(PeftbenchError, match="max_target_length=16 .* below data.max_length=16"):
+        _config(tiny_llama_lm, data_to_text_csv, tmp_path, max_length=16, max_target_length=16)
+    with pytest.raises(PeftbenchError, match="at least 2"):
+        _config(tiny_llama_lm, data_to_text_csv, tmp_path, max_target_length=1)
+    _config(tiny_llama_lm, data_to_text_csv, tmp_path, max_length=16, max_target_length=15)
+
+
+def test_training_batches_pad_right_when_data_comes_from_the_cache(tiny_llama_lm, tmp_path):
+    path = tmp_path / "d.csv"
+    targets = [" ".join(["drug"] * (1 + i % 5)) for i in range(30)]
+    path.write_text("mr,ref\n" + "".join(f"name : good,{target}\n" for target in targets))
+    config = _config(tiny_llama_lm, path, tmp_path, max_length=32)
+    source = models.resolve(config.model.name)
+    model_config = AutoConfig.from_pretrained(source.path)
+    task = TASKS.get(config.task)
+    load_task_data(config, source, task, models.load_tokenizer(source), model_config)  # fills the cache
+    tokenizer = models.load_tokenizer(source)
+    tokenizer.padding_side = "left"  # as Llama-family tokenizers may load
+    data = load_task_data(config, source, task, tokenizer, model_config)
+    rows = [data.splits["train"][i] for i in range(len(data.splits["train"]))]
+    short, long = min(rows, key=lambda r: len(r["input_ids"])), max(rows, key=lambda r: len(r["input_ids"]))
+    assert len(short["input_ids"]) < len(long["input_ids"])
+    collator = task.trainer_parts(tokenizer, None, data).collator
+    batch = collator([{k: short[k] for k in MODEL_INPUTS}, {k: long[k] for k in MODEL_INPUTS}])
+    size = len(short["input_ids"])
+    assert batch["input_ids"][0, :size].tolist() == short["input_ids"]  # the text first, padding after
+    assert batch["labels"][0, :size].tolist() == short["labels"]
+    assert batch["attention_mask"][0, size:].sum() == 0 and batch["labels"][0, size:].eq(IGNORE).all()
+    assert tokenizer.padding_side == "left"  # the caller's tokenizer is left as it was

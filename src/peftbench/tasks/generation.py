@@ -78,13 +78,18 @@ class Encoder:
         return self.tokenizer(prompts, add_special_tokens=not self.chat)["input_ids"]
 
     def target_ids(self, targets: list[str]) -> tuple[list[list[int]], int]:
-        if self.encoder_decoder:  # the tokenizer appends EOS itself
+        """Target tokens ending with EOS, at most max_target of them; a target is cut when its text
+        tokens and the EOS do not all fit, and a cut target still ends with EOS (so the model learns
+        to stop)."""
+        eos = self.tokenizer.eos_token_id
+        if self.encoder_decoder:  # the tokenizer appends EOS itself: take it off, put it back after cutting
             encoded = self.tokenizer(text_target=targets)["input_ids"]
+            texts = [ids[:-1] if ids[-1:] == [eos] else ids for ids in encoded]
         else:
-            eos = self.tokenizer.eos_token_id
-            encoded = [ids + [eos] for ids in self.tokenizer(targets, add_special_tokens=False)["input_ids"]]
-        cut = sum(len(ids) > self.max_target for ids in encoded)
-        return [ids[: self.max_target] for ids in encoded], cut
+            texts = self.tokenizer(targets, add_special_tokens=False)["input_ids"]
+        room = self.max_target - 1
+        cut = sum(len(ids) > room for ids in texts)
+        return [ids[:room] + [eos] for ids in texts], cut
 
     def pairs(self, prompts_ids: list[list[int]], targets: list[str]) -> tuple[Dataset, Counter]:
         counts: Counter = Counter()
@@ -126,6 +131,12 @@ class Generation(LanguageTask):
                 "and data.target_column (e.g. summary)"
             )
         template_fields(config.data.prompt_template)
+        data = config.data
+        if data.max_target_length is not None and not 2 <= data.max_target_length < data.max_length:
+            raise PeftbenchError(
+                f"data.max_target_length={data.max_target_length} must be at least 2 (a token plus EOS) and "
+                f"below data.max_length={data.max_length} to leave room for the prompt; change either"
+            )
 
     def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:
         data = config.data
@@ -147,7 +158,6 @@ class Generation(LanguageTask):
         encoder = Encoder(
             tokenizer, data.chat_template, encoder_decoder, context, data.max_target_length or context // 2
         )
-        tokenizer.padding_side = "right"
         counts: dict[str, dict[str, int]] = {"dropped_empty_targets": {}}
         encoded = {}
         for split, rows in splits.items():

@@ -1,5 +1,6 @@
 """What the language-model tasks share: model loading, the collator, and loss/perplexity on targets."""
 
+import copy
 import logging
 import math
 
@@ -39,6 +40,15 @@ def pad_info(tokenizer) -> dict:
     return {"pad_token": tokenizer.pad_token, "pad_token_is_eos": tokenizer.pad_token == tokenizer.eos_token}
 
 
+def right_padding(tokenizer):
+    """A copy of the tokenizer that pads on the right, whatever side it was loaded with (Llama-family
+    tokenizers may pad left): training batches and target-loss batches pad after the text, so prompt
+    and target positions are the ones the data was built with. Generation left-pads on its own."""
+    padded = copy.copy(tokenizer)
+    padded.padding_side = "right"
+    return padded
+
+
 class LanguageTask(Task):
     """Base for tasks that train the language-modelling head of a pretrained LM."""
 
@@ -57,7 +67,7 @@ class LanguageTask(Task):
         return parameters_of(model, [model.get_output_embeddings()])
 
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
-        collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
+        collator = DataCollatorForSeq2Seq(right_padding(tokenizer), label_pad_token_id=IGNORE)
         return TrainerParts(collator, MODEL_INPUTS, loss_only=True)
 
 
