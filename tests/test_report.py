@@ -1,16 +1,20 @@
 """The report over real (tiny) runs: files, contents, statistics, and the page in headless Chromium."""
 
 import csv
+import json
 import re
 import shutil
 import subprocess
 
 import pytest
+import sacrebleu
 import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
+from peftbench.report.collect import Cell, paired_test
 from peftbench.report.plots import pareto_front
+from peftbench.text_metrics import text_metrics
 
 runner = CliRunner()
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -96,3 +100,39 @@ def test_report_renders_in_headless_chromium(classification_runs, tmp_path):
     assert re.search(r'data-images="5"', dom), dom[:500]
     assert re.search(r'data-rows="5"', dom)  # header + four runs
     assert "Verdict" in dom
+
+
+def _generations_cell(root, name, rows):
+    folder = root / name
+    folder.mkdir()
+    (folder / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return Cell(name, [{"seed": 0, "_dir": str(folder), "method": {"name": name}}])
+
+
+def test_paired_bleu_test_scores_the_tables_bleu_on_a_sparse_corpus(tmp_path):
+    # short outputs: no 4-gram matches, so unsmoothed BLEU is 0 while the table's (smoothed) BLEU is not
+    references = [["good drug for pain", "works well"], ["bad sleep"], ["great drug", "fine drug ok"]]
+    run = ["good drug for sleep", "bad sleep", "great drug ok fine"]
+    reference_run = ["drug pain ok good", "sleep bad", "fine"]
+    rows = [
+        [
+            {"index": i, "references": refs, "generated": text}
+            for i, (refs, text) in enumerate(zip(references, texts, strict=True))
+        ]
+        for texts in (run, reference_run)
+    ]
+    test = paired_test(
+        _generations_cell(tmp_path, "lora", rows[0]),
+        _generations_cell(tmp_path, "full", rows[1]),
+        "generation",
+    )
+    streams = [[refs[i] if i < len(refs) else None for refs in references] for i in range(2)]
+    for observed, texts in ((test["bleu"], run), (test["reference_bleu"], reference_run)):
+        table_bleu = text_metrics(texts, references)[0]["bleu"]
+        assert (
+            observed
+            == pytest.approx(table_bleu)
+            == pytest.approx(sacrebleu.corpus_bleu(texts, streams).score)
+        )
+    assert test["bleu"] > 0 and sacrebleu.corpus_bleu(run, streams, smooth_method="none").score == 0
+    assert test["difference"] == pytest.approx(test["bleu"] - test["reference_bleu"])

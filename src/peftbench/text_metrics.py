@@ -7,7 +7,9 @@ never as 0."""
 
 import re
 import statistics
+from collections.abc import Callable
 
+import numpy as np
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF, TER
 
@@ -20,6 +22,24 @@ def _reference_streams(references: list[list[str]]) -> list[list[str | None]]:
     """sacrebleu wants one stream per reference slot; missing slots are None."""
     width = max(len(refs) for refs in references)
     return [[refs[i] if i < len(refs) else None for refs in references] for i in range(width)]
+
+
+def corpus_bleu() -> BLEU:
+    """The one BLEU configuration, for the table and the paired test alike: sacrebleu's defaults
+    (13a tokenisation, exponential smoothing, full n-gram order)."""
+    return BLEU()
+
+
+def bleu_on_subsets(predictions: list[str], references: list[list[str]]) -> Callable[[np.ndarray], float]:
+    """Corpus BLEU of any resample of the examples (an index array), from per-example statistics taken
+    once: sacrebleu's own sufficient statistics and scoring, which corpus_score and its PairedTest sum."""
+    bleu = corpus_bleu()
+    table = np.asarray(bleu._extract_corpus_statistics(predictions, _reference_streams(references)))
+
+    def score(indices: np.ndarray) -> float:
+        return bleu._compute_score_from_stats(table[indices].sum(axis=0)).score
+
+    return score
 
 
 def _sentences_per_line(text: str) -> str:
@@ -67,7 +87,7 @@ def text_metrics(predictions: list[str], references: list[list[str]]) -> tuple[d
     if len(predictions) != len(references) or not predictions:
         raise ValueError("need one non-empty reference list per prediction")
     streams = _reference_streams(references)
-    bleu = BLEU()
+    bleu = corpus_bleu()
     metrics = {
         "bleu": bleu.corpus_score(predictions, streams).score,
         "chrf": CHRF().corpus_score(predictions, streams).score,

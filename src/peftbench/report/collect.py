@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sacrebleu.metrics import BLEU
 
 from peftbench.errors import PeftbenchError
 from peftbench.results import RESULT_FILE, read_status
@@ -18,7 +17,7 @@ from peftbench.stats import (
     paired_bootstrap,
     summarize,
 )
-from peftbench.text_metrics import LOWER_IS_BETTER
+from peftbench.text_metrics import LOWER_IS_BETTER, bleu_on_subsets
 
 
 @dataclass
@@ -84,21 +83,6 @@ def _paired_rows(cell: Cell, reference: Cell, file: str) -> tuple[list[dict], li
     return mine, theirs
 
 
-def _bleu_on(rows: list[dict]):
-    """Corpus BLEU of any subset of `rows`, from per-sentence n-gram statistics computed once
-    (the sums are what sacrebleu's corpus_score adds up)."""
-    scorer = BLEU(effective_order=True)  # silences a warning; counts and totals do not depend on it
-    sentences = [scorer.sentence_score(r["generated"], r["references"]) for r in rows]
-    table = np.array([[*s.counts, *s.totals, s.sys_len, s.ref_len] for s in sentences], dtype=float)
-
-    def score(indices: np.ndarray) -> float:
-        sums = table[indices].sum(axis=0)
-        counts, totals = [int(v) for v in sums[:4]], [int(v) for v in sums[4:8]]
-        return BLEU.compute_bleu(counts, totals, int(sums[8]), int(sums[9])).score
-
-    return score
-
-
 def paired_test(cell: Cell, reference: Cell, task: str) -> dict | None:
     """McNemar on accuracy (classification) or a paired bootstrap of corpus BLEU (generation)."""
     if task == "classification":
@@ -112,8 +96,16 @@ def paired_test(cell: Cell, reference: Cell, task: str) -> dict | None:
         mine, theirs = _paired_rows(cell, reference, "generations.jsonl")
         if not mine:
             return None
-        result = paired_bootstrap(_bleu_on(mine), _bleu_on(theirs), len(mine))
-        return {"metric": "bleu", "examples": len(mine), **result}
+        bleu = bleu_on_subsets([r["generated"] for r in mine], [r["references"] for r in mine])
+        reference_bleu = bleu_on_subsets([r["generated"] for r in theirs], [r["references"] for r in theirs])
+        everything = np.arange(len(mine))
+        return {
+            "metric": "bleu",
+            "examples": len(mine),
+            "bleu": bleu(everything),
+            "reference_bleu": reference_bleu(everything),
+            **paired_bootstrap(bleu, reference_bleu, len(mine)),
+        }
     return None  # causal_lm saves no per-example outputs to pair
 
 
