@@ -33,22 +33,55 @@ def weights_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+PHASES = ("train", "eval")
+
+
 class PeakMemory:
-    """Peak process RSS sampled on a thread (every 50 ms) plus CUDA's own peak counters when present."""
+    """Peak process RSS sampled on a thread (every 50 ms) plus CUDA's own peak counters, kept per phase:
+    samples count for `phase` ('train' unless switched, e.g. by MemoryPhases), and the CUDA counters are
+    read and reset at every switch."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.process = psutil.Process()
-        self.peak_rss = self.baseline_rss = 0
+        self.phase = "train"
+        self.baseline_rss = 0
+        self.rss = dict.fromkeys(PHASES, 0)
+        self.cuda_allocated: dict[str, int | None] = dict.fromkeys(PHASES)
+        self.cuda_reserved: dict[str, int | None] = dict.fromkeys(PHASES)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def peak_rss(self) -> int:
+        return self.rss["train"]
+
+    def _record_rss(self) -> None:
+        phase = self.phase
+        self.rss[phase] = max(self.rss[phase], self.process.memory_info().rss)
+
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+            self._record_rss()
+
+    def _fold_cuda(self) -> None:
+        if not torch.cuda.is_available():
+            return
+        phase = self.phase
+        self.cuda_allocated[phase] = max(self.cuda_allocated[phase] or 0, torch.cuda.max_memory_allocated())
+        self.cuda_reserved[phase] = max(self.cuda_reserved[phase] or 0, torch.cuda.max_memory_reserved())
+        torch.cuda.reset_peak_memory_stats()
+
+    def switch(self, phase: str) -> None:
+        """Close the current phase (its last RSS sample and CUDA peaks) and count what follows for `phase`."""
+        if phase == self.phase:
+            return
+        self._record_rss()
+        self._fold_cuda()
+        self.phase = phase
 
     def __enter__(self) -> "PeakMemory":
-        self.baseline_rss = self.peak_rss = self.process.memory_info().rss
+        self.baseline_rss = self.rss[self.phase] = self.process.memory_info().rss
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -59,18 +92,44 @@ class PeakMemory:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+        self._record_rss()
+        self._fold_cuda()
 
     def report(self) -> dict:
         cuda = torch.cuda.is_available()
+        evaluated = self.rss["eval"] > 0
         return {
-            "peak_rss_bytes": self.peak_rss,
+            "peak_rss_bytes": self.rss["train"],
             "baseline_rss_bytes": self.baseline_rss,
-            "cuda_peak_allocated_bytes": torch.cuda.max_memory_allocated() if cuda else None,
-            "cuda_peak_reserved_bytes": torch.cuda.max_memory_reserved() if cuda else None,
-            "memory_method": "process RSS sampled every 50 ms during training (includes the loaded model)"
-            + ("; CUDA peak counters reset at train start" if cuda else ""),
+            "cuda_peak_allocated_bytes": self.cuda_allocated["train"],
+            "cuda_peak_reserved_bytes": self.cuda_reserved["train"],
+            "eval_peak_rss_bytes": self.rss["eval"] if evaluated else None,
+            "eval_cuda_peak_allocated_bytes": self.cuda_allocated["eval"],
+            "eval_cuda_peak_reserved_bytes": self.cuda_reserved["eval"],
+            "memory_method": "process RSS sampled every 50 ms (includes the loaded model), split by phase: "
+            "training steps vs per-epoch validation (from on_epoch_end to on_evaluate); eval_* are the "
+            "validation peaks, None when no validation ran. RSS keeps memory the allocator has not returned, "
+            "so a phase's peak can include what an earlier phase left"
+            + ("; CUDA peak counters read and reset at train start and at each phase change" if cuda else ""),
         }
+
+
+class MemoryPhases(TrainerCallback):
+    """Attributes memory samples to validation between on_epoch_end (the Trainer evaluates right after
+    it) and on_evaluate, and to training otherwise."""
+
+    def __init__(self, memory: PeakMemory) -> None:
+        self.memory = memory
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.memory.switch("train")
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if control.should_evaluate:  # set just before by the Trainer's flow callback
+            self.memory.switch("eval")
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.memory.switch("train")
 
 
 class EpochTimer(TrainerCallback):

@@ -109,7 +109,7 @@ def run_folder(run_dir: Path, config_hash: str | None = None):
     results.mark(run_dir, "complete", **keyed)
 
 
-def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
+def _base_result(workspace: Workspace, run: str, kind: str, started_at: str) -> dict:
     return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "status": "complete",
@@ -133,7 +133,7 @@ def _base_result(workspace: Workspace, run: str, kind: str) -> dict:
             "evaluated_on": "test",
         },
         "environment": environment(),
-        "started_at": results.now(),
+        "started_at": started_at,
     }
 
 
@@ -147,7 +147,7 @@ def _finish(run_dir: Path, result: dict, evaluation: Evaluation) -> None:
 def run_extra_baseline(workspace: Workspace, name: str, summary: str, scorer) -> Path:
     run_dir = workspace.directory / (name + workspace.suffix)
     with run_folder(run_dir, workspace.config_hash):
-        result = _base_result(workspace, name, "baseline")
+        result = _base_result(workspace, name, "baseline", results.now())
         result["method"] = {"name": name.removeprefix("baseline-"), "summary": summary, "options": {}}
         _finish(run_dir, result, scorer(workspace))
     return run_dir
@@ -163,9 +163,10 @@ def run_untrained(workspace: Workspace) -> Path:
     """The model before any training: zero-shot for language tasks, a fresh head for classification."""
     run_dir = workspace.directory / ("baseline-untrained" + workspace.suffix)
     with run_folder(run_dir, workspace.config_hash):
+        started_at = results.now()
         trainer = _trainer(workspace, workspace.base_model, run_dir)
         evaluation = workspace.task.evaluate(workspace.base_model, trainer, workspace)
-        result = _base_result(workspace, "baseline-untrained", "baseline")
+        result = _base_result(workspace, "baseline-untrained", "baseline", started_at)
         summary = (
             "pretrained body with a fresh, untrained head"
             if workspace.task.fresh_head
@@ -241,12 +242,13 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
     run_dir = workspace.directory / (entry.run_name + workspace.suffix)
     config = workspace.config
     with run_folder(run_dir, workspace.config_hash):
+        started_at = results.now()
         training = config.method_training(entry)
         method = METHODS.get(entry.method)
         results.write_yaml(run_dir / "config.yaml", run_config(config, entry))
         model, outcome = _prepare_and_train(workspace, entry, run_dir)
         evaluation = workspace.task.evaluate(model, outcome.trainer, workspace)
-        result = _base_result(workspace, entry.run_name, "method")
+        result = _base_result(workspace, entry.run_name, "method", started_at)
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
         result["training"] = training.model_dump()
         result["history"] = outcome.history
@@ -257,8 +259,11 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
             "epoch_seconds": outcome.epoch_seconds,
             "train_samples_per_second": outcome.train_samples_per_second,
             "train_tokens_per_second": outcome.train_tokens_per_second,
+            "epochs_trained": outcome.epochs_trained,
+            "steps_trained": outcome.steps_trained,
             **outcome.memory,
-            "timing_method": "perf_counter between epoch begin and end; evaluation excluded",
+            "timing_method": "perf_counter between epoch begin and end; evaluation excluded; samples and "
+            "tokens per second count the epochs actually trained (epochs_trained)",
         }
         results.write_json(run_dir / "history.json", outcome.history)
         _finish(run_dir, result, evaluation)

@@ -15,7 +15,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from peftbench.config import ExperimentConfig, TrainingConfig
 from peftbench.errors import PeftbenchError
-from peftbench.measure import EpochTimer, PeakMemory
+from peftbench.measure import EpochTimer, MemoryPhases, PeakMemory
 from peftbench.trackers import RunConfigCallback
 
 
@@ -36,6 +36,8 @@ class TrainOutcome:
     epoch_seconds: list[float]
     train_samples_per_second: float
     train_tokens_per_second: float
+    epochs_trained: float  # fewer than configured when early stopping ended training
+    steps_trained: int
     memory: dict
     trainer: Trainer = field(repr=False)
 
@@ -91,7 +93,7 @@ def memory_over_ranks(report: dict) -> dict:
     reports: list = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(reports, report)
     merged = {**report, "ranks": len(reports), "per_rank": reports}
-    for key in ("peak_rss_bytes", "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes"):
+    for key in [k for k in report if k.endswith("_bytes") and "peak" in k]:
         values = [r[key] for r in reports if r.get(key) is not None]
         merged[key] = max(values) if values else None
     merged["memory_method"] = report["memory_method"] + "; the maximum over ranks"
@@ -218,18 +220,22 @@ def train(
             RunConfigCallback(run_config, config.report_to, trainer.callback_handler.callbacks)
         )
     with PeakMemory() as memory:
+        trainer.add_callback(MemoryPhases(memory))
         start = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - start
     train_seconds = sum(timer.epoch_seconds) or wall
-    tokens = sum(len(ids) for ids in train_set["input_ids"]) * config.epochs
-    samples = len(train_set) * config.epochs
+    epochs = trainer.state.epoch  # as trained: early stopping may end training before config.epochs
+    tokens = sum(len(ids) for ids in train_set["input_ids"]) * epochs
+    samples = len(train_set) * epochs
     return TrainOutcome(
         history=_history(trainer.state.log_history),
         train_seconds=train_seconds,
         epoch_seconds=timer.epoch_seconds,
         train_samples_per_second=samples / train_seconds,
         train_tokens_per_second=tokens / train_seconds,
+        epochs_trained=epochs,
+        steps_trained=trainer.state.global_step,
         memory={**memory_over_ranks(memory.report()), "train_wall_seconds_including_eval": wall},
         trainer=trainer,
     )

@@ -1,0 +1,89 @@
+"""What a run measures: throughput over the epochs actually trained, when it started, memory by phase."""
+
+import json
+import time
+from datetime import datetime
+
+import numpy as np
+import pytest
+from transformers import TrainerCallback, TrainerControl
+
+from peftbench import runner, training
+from peftbench.config import build_config
+from peftbench.measure import MemoryPhases, PeakMemory
+
+
+class StopAfterFirstEpoch(TrainerCallback):
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+@pytest.fixture
+def stopped_early(experiment, monkeypatch):
+    """A 3-epoch full fine-tuning run that stops after its first epoch, as early stopping would;
+    training is held 2 s before it starts, so the start time is visibly before the end."""
+    real_make_trainer, real_train = training.make_trainer, runner.train
+
+    def make_trainer(*args, **kwargs):
+        trainer = real_make_trainer(*args, **kwargs)
+        trainer.add_callback(StopAfterFirstEpoch())
+        return trainer
+
+    def slow_train(*args, **kwargs):
+        time.sleep(2)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "make_trainer", make_trainer)
+    monkeypatch.setattr(runner, "train", slow_train)
+    experiment["training"]["epochs"] = 3
+    config = build_config({**experiment, "methods": [{"method": "full"}]})
+    workspace = runner.prepare_workspace(config)
+    run_dir = runner.run_method(workspace, config.methods[0])
+    return json.loads((run_dir / "result.json").read_text()), workspace
+
+
+def test_throughput_counts_the_epochs_actually_trained(stopped_early):
+    result, workspace = stopped_early
+    efficiency = result["efficiency"]
+    train = workspace.data.splits["train"]
+    assert efficiency["epochs_trained"] == 1 and len(efficiency["epoch_seconds"]) == 1
+    assert efficiency["eval_peak_rss_bytes"] > 0  # the validation after the epoch had its own peak
+    assert efficiency["steps_trained"] == -(-len(train) // 8)  # batch_size 8
+    seconds = efficiency["train_seconds"]
+    assert efficiency["train_samples_per_second"] == pytest.approx(len(train) / seconds)
+    tokens = sum(len(ids) for ids in train["input_ids"])
+    assert efficiency["train_tokens_per_second"] == pytest.approx(tokens / seconds)
+
+
+def test_started_at_is_when_the_run_started(stopped_early):
+    result, _ = stopped_early
+    started, finished = (datetime.fromisoformat(result[k]) for k in ("started_at", "finished_at"))
+    assert (finished - started).total_seconds() >= 2
+
+
+def test_memory_is_split_into_training_and_validation_peaks():
+    allocation = 300 * 2**20
+    control = TrainerControl(should_evaluate=True)
+    with PeakMemory(interval=0.005) as memory:
+        phases = MemoryPhases(memory)
+        phases.on_epoch_begin(None, None, control)
+        time.sleep(0.05)
+        phases.on_epoch_end(None, None, control)  # validation follows
+        big = np.ones(allocation // 8)  # touched, so resident
+        time.sleep(0.1)
+        del big
+        phases.on_evaluate(None, None, control)
+        time.sleep(0.05)
+    report = memory.report()
+    assert report["eval_peak_rss_bytes"] >= report["baseline_rss_bytes"] + allocation * 0.9
+    assert report["peak_rss_bytes"] < report["baseline_rss_bytes"] + allocation / 2
+    assert memory.peak_rss == report["peak_rss_bytes"]
+    assert "validation" in report["memory_method"]
+
+
+def test_no_validation_means_no_validation_peak():
+    control = TrainerControl(should_evaluate=False)
+    with PeakMemory(interval=0.005) as memory:
+        MemoryPhases(memory).on_epoch_end(None, None, control)
+        time.sleep(0.02)
+    assert memory.report()["eval_peak_rss_bytes"] is None and memory.report()["peak_rss_bytes"] > 0
