@@ -1,12 +1,14 @@
 """What a run measures: throughput over the epochs actually trained, when it started, memory by phase."""
 
+import copy
 import json
 import time
 from datetime import datetime
 
 import numpy as np
 import pytest
-from transformers import TrainerCallback, TrainerControl
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, TrainerCallback, TrainerControl
 
 from peftbench import runner, training
 from peftbench.config import build_config
@@ -87,3 +89,34 @@ def test_no_validation_means_no_validation_peak():
         MemoryPhases(memory).on_epoch_end(None, None, control)
         time.sleep(0.02)
     assert memory.report()["eval_peak_rss_bytes"] is None and memory.report()["peak_rss_bytes"] > 0
+
+
+@pytest.fixture
+def tiny_lm(tiny_llama_lm):
+    return AutoModelForCausalLM.from_pretrained(tiny_llama_lm)
+
+
+def test_artifact_bytes_are_the_safetensors_weights_shipped(tiny_lm, tmp_path):
+    adapter = get_peft_model(copy.deepcopy(tiny_lm), LoraConfig(r=2, target_modules=["q_proj"]))
+    shipped = runner._save_artifact(adapter, "adapter", tmp_path, save_full=False)
+    assert shipped["artifact_bytes"] == (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()  # shipped, but not weights
+
+    partly = copy.deepcopy(tiny_lm)
+    for name, param in partly.named_parameters():
+        param.requires_grad = name.endswith("bias") or "norm" in name
+    shipped = runner._save_artifact(partly, "trainable", tmp_path, save_full=False)
+    assert shipped["artifact_bytes"] == (tmp_path / "trainable" / "model.safetensors").stat().st_size
+
+    kept = runner._save_artifact(tiny_lm, "full", tmp_path, save_full=True)
+    assert kept["artifact_bytes"] == (tmp_path / "model" / "model.safetensors").stat().st_size
+    assert all(r["artifact_definition"] == runner.ARTIFACT_DEFINITION for r in (shipped, kept))
+
+
+def test_an_unkept_full_model_counts_what_saving_it_would_write(tiny_lm, tmp_path):
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "unkept").mkdir()
+    kept = runner._save_artifact(tiny_lm, "full", tmp_path / "kept", save_full=True)
+    unkept = runner._save_artifact(tiny_lm, "full", tmp_path / "unkept", save_full=False)
+    assert unkept["artifact_bytes"] == kept["artifact_bytes"] > 0
+    assert unkept["artifact_path"] is None and not any((tmp_path / "unkept").iterdir())  # scratch removed

@@ -25,8 +25,9 @@ def count_parameters(model: nn.Module) -> dict:
     }
 
 
-def directory_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+def safetensors_bytes(folder: Path) -> int:
+    """Bytes of the .safetensors files under `folder` (every shard), nothing else."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*.safetensors") if f.is_file())
 
 
 def weights_bytes(model: nn.Module) -> int:

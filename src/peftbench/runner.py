@@ -2,6 +2,7 @@
 
 import copy
 import platform
+import tempfile
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -17,7 +18,7 @@ from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
 from peftbench.lr_search import SEARCH_FILE
-from peftbench.measure import count_parameters, directory_bytes, weights_bytes
+from peftbench.measure import count_parameters, safetensors_bytes
 from peftbench.methods import METHODS, MethodContext, prepare_model
 from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
 from peftbench.training import TrainOutcome, eval_metrics, make_trainer, steps_per_run, train
@@ -181,32 +182,38 @@ def run_untrained(workspace: Workspace) -> Path:
     return run_dir
 
 
-def _measured(run_dir: Path, kind: str, folder: str, path: str) -> dict:
-    size = directory_bytes(run_dir / folder)
-    return {"artifact": kind, "artifact_path": path, "artifact_bytes": size, "artifact_measured": True}
+ARTIFACT_DEFINITION = (
+    "bytes of the .safetensors weight files the method must ship, as written (adapter and full model: "
+    "save_pretrained; trainable: the trainable tensors in one file); configs, tokenizer files and README "
+    "are not counted. A full model that is not kept is saved to a scratch folder, measured and deleted"
+)
+
+
+def _artifact(kind: str, folder: Path, path: str | None) -> dict:
+    return {
+        "artifact": kind,
+        "artifact_path": path,
+        "artifact_bytes": safetensors_bytes(folder),
+        "artifact_definition": ARTIFACT_DEFINITION,
+    }
 
 
 def _save_artifact(model: nn.Module, ships: str, run_dir: Path, save_full: bool) -> dict:
-    """Save what the method must ship and report its size on disk."""
+    """Save what the method must ship and report the size of its weight files on disk."""
     if ships == "adapter":
         model.save_pretrained(run_dir / "adapter")
-        return _measured(run_dir, "adapter", "adapter", "adapter")
+        return _artifact("adapter", run_dir / "adapter", "adapter")
     if ships == "trainable":
         trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
         (run_dir / "trainable").mkdir(exist_ok=True)
         save_file(trainable, run_dir / "trainable" / "model.safetensors")
-        return _measured(
-            run_dir, "trainable weights (safetensors)", "trainable", "trainable/model.safetensors"
-        )
+        return _artifact("trainable weights", run_dir / "trainable", "trainable/model.safetensors")
     if save_full:
         model.save_pretrained(run_dir / "model")
-        return _measured(run_dir, "full model", "model", "model")
-    return {
-        "artifact": "full model (not saved; size = parameter bytes)",
-        "artifact_path": None,
-        "artifact_bytes": weights_bytes(model),
-        "artifact_measured": False,
-    }
+        return _artifact("full model", run_dir / "model", "model")
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".artifact-") as scratch:
+        model.save_pretrained(scratch)
+        return _artifact("full model (not kept)", Path(scratch), None)
 
 
 def run_config(config: ExperimentConfig, entry: MethodConfig) -> dict:
