@@ -7,6 +7,9 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
+from peftbench.config import build_config
+from peftbench.efficiency.bench import generate_workload
+from peftbench.runner import prepare_workspace
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
@@ -42,3 +45,30 @@ def test_bench_inference_refuses_a_run_without_an_adapter(finished, tmp_path):
     assert full.exit_code == 2 and "has no adapter" in full.output
     empty = runner.invoke(app, ["bench-inference", str(tmp_path)])
     assert empty.exit_code == 2 and "result.json missing" in empty.output
+
+
+def test_generation_timing_makes_every_variant_generate_the_same_tokens(
+    tiny_llama_lm, data_to_text_csv, tmp_path
+):
+    config = build_config(
+        {
+            "name": "g",
+            "task": "generation",
+            "model": str(tiny_llama_lm),
+            "data": {"dataset": str(data_to_text_csv), "prompt_template": "{mr} :", "target_column": "ref"},
+            "generation": {"max_new_tokens": 8},
+            "methods": [{"method": "full"}],
+            "output_dir": str(tmp_path),
+        }
+    )
+    workspace = prepare_workspace(config)
+    model = workspace.base_model
+    eos = workspace.tokenizer.eos_token_id
+
+    def wants_to_stop(module, inputs, logits):  # a model that would end every sequence at once
+        logits[..., eos] += 1e4
+        return logits
+
+    model.get_output_embeddings().register_forward_hook(wants_to_stop)
+    workload, prompts = generate_workload(workspace, samples=4, batch_size=2, max_new_tokens=5)
+    assert workload(model) == len(prompts) * 5 == 20

@@ -28,6 +28,10 @@ TIMING = (
     "perf_counter around each full pass over the batches (CUDA synchronised), after warm-up passes; "
     "variants timed in turn, round by round"
 )
+EQUAL_WORK = (
+    "generation: every variant generates exactly max_new_tokens per prompt (min_new_tokens = max_new_tokens, "
+    "so EOS cannot end a sequence early), so all variants do the same work"
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ def generate_workload(workspace: Workspace, samples: int, batch_size: int, max_n
             config.training.precision,
             encoder_decoder,
             config.seed,
+            exact_length=True,
         )
         return sum(made.token_counts)
 
@@ -219,7 +224,7 @@ def run_benchmark(
         "batch_size": batch_size,
         "warmup_passes": warmup,
         "timed_passes": repeats,
-        "timing_method": TIMING,
+        "timing_method": TIMING + ("; " + EQUAL_WORK if workspace.config.task == "generation" else ""),
         "variants": timings,
         "merge": merge_check(models["adapter"], models["merged"], check_batch)
         if "merged" in models

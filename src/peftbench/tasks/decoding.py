@@ -54,13 +54,17 @@ def generate(
     precision: str,
     encoder_decoder: bool,
     seed: int,
+    exact_length: bool = False,
 ) -> Generated:
-    """Generate a continuation for every tokenised prompt, in the prompts' order."""
+    """Generate a continuation for every tokenised prompt, in the prompts' order. `exact_length`: every
+    continuation is max_new_tokens long (EOS suppressed until then), for timing equal work."""
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding per batch
     texts: list[str] = [""] * len(prompts)
     counts: list[int] = [0] * len(prompts)
     options = decode_options(config, tokenizer)
+    if exact_length:
+        options["min_new_tokens"] = config.max_new_tokens
     torch.manual_seed(seed)
     model.eval()
     batches = range(0, len(order), config.batch_size)
