@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainerControl
 
@@ -120,3 +121,27 @@ def test_an_unkept_full_model_counts_what_saving_it_would_write(tiny_lm, tmp_pat
     unkept = runner._save_artifact(tiny_lm, "full", tmp_path / "unkept", save_full=False)
     assert unkept["artifact_bytes"] == kept["artifact_bytes"] > 0
     assert unkept["artifact_path"] is None and not any((tmp_path / "unkept").iterdir())  # scratch removed
+
+
+def test_cuda_peaks_are_read_and_reset_at_each_phase_change(monkeypatch):
+    peak = {"allocated": 0}
+
+    def use(size):  # the allocator's peak counter only rises until reset
+        peak["allocated"] = max(peak["allocated"], size)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: peak["allocated"])
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: 2 * peak["allocated"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: peak.update(allocated=0))
+    control = TrainerControl(should_evaluate=True)
+    with PeakMemory() as memory:
+        phases = MemoryPhases(memory)
+        use(100)  # training steps
+        phases.on_epoch_end(None, None, control)
+        use(500)  # validation with full-vocabulary logits
+        phases.on_evaluate(None, None, control)
+        phases.on_epoch_begin(None, None, control)
+        use(120)  # the second epoch's training
+    report = memory.report()
+    assert report["cuda_peak_allocated_bytes"] == 120 and report["cuda_peak_reserved_bytes"] == 240
+    assert report["eval_cuda_peak_allocated_bytes"] == 500 and report["eval_cuda_peak_reserved_bytes"] == 1000
