@@ -57,17 +57,19 @@ def _head_size(model) -> int:
     return sum(p.numel() for p in model.classifier.parameters())
 
 
-@pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_llama"])
-def test_weight_selection_methods(request, model_fixture):
+@pytest.mark.parametrize(
+    ("model_fixture", "head_names"),
+    [("tiny_bert", ("classifier", "bert.pooler")), ("tiny_llama", ("score",))],
+)
+def test_weight_selection_methods(request, model_fixture, head_names):
     path = request.getfixturevalue(model_fixture)
     reference = _load(path)
-    head_name = "classifier" if hasattr(reference, "classifier") else "score"
-    head = sum(p.numel() for p in getattr(reference, head_name).parameters())
+    head = sum(p.numel() for name in head_names for p in reference.get_submodule(name).parameters())
     total = sum(p.numel() for p in reference.parameters())
     biases = sum(
         p.numel()
         for n, p in reference.named_parameters()
-        if n.endswith(".bias") and not n.startswith(head_name)
+        if n.endswith(".bias") and not n.startswith(head_names)
     )
 
     assert count_parameters(_prepare(path, {"method": "full"}))["trainable_params"] == total
