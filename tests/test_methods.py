@@ -240,3 +240,11 @@ def test_target_modules_accepted_as_peft_accepts_them(tiny_bert, targets):
 def test_target_modules_regex_matching_nothing_fails_fast(tiny_bert):
     with pytest.raises(PeftbenchError, match="match no module"):
         _prepare(tiny_bert, {"method": "lora", "target_modules": r"nothing\.here"})
+
+
+def test_method_that_cannot_train_the_fresh_head_is_refused(tiny_bert):
+    with pytest.raises(PeftbenchError, match="leaves the fresh task head .*classifier.* untrained"):
+        _prepare(
+            tiny_bert,
+            {"method": "trainable_tokens", "token_indices": [5], "target_modules": ["word_embeddings"]},
+        )
