@@ -101,9 +101,11 @@ def test_every_method_trains_the_whole_head(arch, entry):
         assert all(changed), f"{name} did not change after one step"
 
 
-@pytest.mark.parametrize("arch", ["bart", "bert"])
-def test_peft_trainable_count_matches_peft_with_the_head(arch):
-    prepared = _prepare(_model(arch), {"method": "lora", "r": 2})
+@pytest.mark.parametrize("entry", METHODS[-2:], ids=lambda e: e["method"])
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_peft_trainable_count_matches_peft_with_the_head(arch, entry):
+    extra = DISTILBERT_IA3 if (arch, entry["method"]) == ("distilbert", "ia3") else {}
+    prepared = _prepare(_model(arch), entry | extra)
     trainable, total = prepared.get_nb_trainable_parameters()
     counted = count_parameters(prepared)
     assert counted["trainable_params"] == trainable and counted["total_params"] == total
