@@ -78,7 +78,8 @@ def test_activations_grow_with_the_batch_and_lora_saves_less_than_full(tiny_bert
     small, large = (inspect_method(base, task, LORA, str(tiny_bert), batch, 16).memory for batch in (4, 8))
     assert large.activations > 1.8 * small.activations
     full = inspect_method(copy.deepcopy(base), task, MethodConfig(method="full"), str(tiny_bert), 8, 16)
-    assert full.memory.activations > large.activations and full.memory.optimizer > 10 * large.optimizer
+    # LoRA also trains the task head, pooler included: 306 of this 16-dim model's 6,114 parameters.
+    assert full.memory.activations > large.activations and full.memory.optimizer > 5 * large.optimizer
 
 
 def test_inspect_command_prints_and_writes_json(tiny_bert, tmp_path):

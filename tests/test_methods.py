@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification
 from peftbench.config import MethodConfig
 from peftbench.errors import PeftbenchError
 from peftbench.measure import count_parameters
-from peftbench.methods import METHODS, prepare_model
+from peftbench.methods import METHODS, head_parameters_in, prepare_model
 from peftbench.tasks import TASKS, method_context
 
 PEFT_CASES = [
@@ -57,17 +57,19 @@ def _head_size(model) -> int:
     return sum(p.numel() for p in model.classifier.parameters())
 
 
-@pytest.mark.parametrize("model_fixture", ["tiny_bert", "tiny_llama"])
-def test_weight_selection_methods(request, model_fixture):
+@pytest.mark.parametrize(
+    ("model_fixture", "head_names"),
+    [("tiny_bert", ("classifier", "bert.pooler")), ("tiny_llama", ("score",))],
+)
+def test_weight_selection_methods(request, model_fixture, head_names):
     path = request.getfixturevalue(model_fixture)
     reference = _load(path)
-    head_name = "classifier" if hasattr(reference, "classifier") else "score"
-    head = sum(p.numel() for p in getattr(reference, head_name).parameters())
+    head = sum(p.numel() for name in head_names for p in reference.get_submodule(name).parameters())
     total = sum(p.numel() for p in reference.parameters())
     biases = sum(
         p.numel()
         for n, p in reference.named_parameters()
-        if n.endswith(".bias") and not n.startswith(head_name)
+        if n.endswith(".bias") and not n.startswith(head_names)
     )
 
     assert count_parameters(_prepare(path, {"method": "full"}))["trainable_params"] == total
@@ -178,3 +180,71 @@ def test_bitfit_on_a_model_without_biases_says_so(tiny_llama_lm):
     context = method_context(TASKS.get("causal_lm"), model, str(tiny_llama_lm), num_training_steps=4)
     with pytest.raises(PeftbenchError, match="leaves nothing to train"):
         prepare_model(model, MethodConfig(method="bitfit"), context)
+
+
+def _lm(path):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    auto = (
+        AutoModelForSeq2SeqLM if AutoConfig.from_pretrained(path).is_encoder_decoder else AutoModelForCausalLM
+    )
+    torch.manual_seed(0)
+    return auto.from_pretrained(path)
+
+
+# Per model: the embedding tables that must freeze, and each stack of blocks (written out by hand).
+FREEZE_CASES = {
+    "tiny_gpt2": (("transformer.wte", "transformer.wpe"), ("transformer.h",)),
+    "tiny_llama_lm": (("model.embed_tokens",), ("model.layers",)),
+    "tiny_t5": (("shared",), ("encoder.block", "decoder.block")),
+    "tiny_bert": (("bert.embeddings",), ("bert.encoder.layer",)),
+}
+
+
+@pytest.mark.parametrize("model_fixture", list(FREEZE_CASES))
+def test_freeze_freezes_embeddings_and_first_blocks_of_every_stack(request, model_fixture):
+    path = request.getfixturevalue(model_fixture)
+    task = TASKS.get("classification" if model_fixture == "tiny_bert" else "causal_lm")
+    model = _load(path) if model_fixture == "tiny_bert" else _lm(path)
+    context = method_context(task, model, str(path), num_training_steps=4)
+    prepared = prepare_model(model, MethodConfig(method="freeze", frozen_layers=1), context)
+    embeddings, stacks = FREEZE_CASES[model_fixture]
+    for name in embeddings:
+        assert not any(p.requires_grad for p in prepared.get_submodule(name).parameters()), name
+    for stack in stacks:
+        blocks = prepared.get_submodule(stack)
+        assert not any(p.requires_grad for p in blocks[0].parameters()), f"{stack}.0 trains"
+        assert all(p.requires_grad for p in blocks[1].parameters()), f"{stack}.1 is frozen"
+
+
+def test_head_method_counts_a_tied_head_once(tiny_gpt2):
+    model = _lm(tiny_gpt2)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    context = method_context(TASKS.get("causal_lm"), model, str(tiny_gpt2), num_training_steps=4)
+    prepared = prepare_model(model, MethodConfig(method="head"), context)
+    assert count_parameters(prepared)["trainable_params"] == model.get_input_embeddings().weight.numel()
+    assert len(head_parameters_in(prepared, context.head_modules)) == 1
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [["attention.self.query"], ["attention.self.query", "value"], r".*\.layer\.1\..*\.(query|key)"],
+    ids=["dotted", "dotted-list", "regex"],
+)
+def test_target_modules_accepted_as_peft_accepts_them(tiny_bert, targets):
+    model = _prepare(tiny_bert, {"method": "lora", "r": 2, "target_modules": targets})
+    lora = {n.split(".lora_A")[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    assert lora and all(n.endswith(("query", "key", "value")) for n in lora)
+
+
+def test_target_modules_regex_matching_nothing_fails_fast(tiny_bert):
+    with pytest.raises(PeftbenchError, match="match no module"):
+        _prepare(tiny_bert, {"method": "lora", "target_modules": r"nothing\.here"})
+
+
+def test_method_that_cannot_train_the_fresh_head_is_refused(tiny_bert):
+    with pytest.raises(PeftbenchError, match="leaves the fresh task head .*classifier.* untrained"):
+        _prepare(
+            tiny_bert,
+            {"method": "trainable_tokens", "token_indices": [5], "target_modules": ["word_embeddings"]},
+        )

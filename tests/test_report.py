@@ -60,6 +60,8 @@ def test_report_files_and_contents(classification_runs):
     lora = next(r for r in rows if r["cell"] == "lora")
     assert 0 <= float(lora["p_value"]) <= 1 and float(lora["accuracy"]) >= 0
     assert lora["seeds"] == "2" and lora["accuracy_std"] != "" and lora["accuracy_ci95"].startswith("[")
+    assert float(lora["learning_rate"]) == float(lora["head_learning_rate"]) == 1e-3
+    assert "lr body / head" in text and "| 0.001 / 0.001 |" in text
     assert "| lora | 2 |" in text  # two seeds pooled into one row
     page = (classification_runs / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "src='figures/" not in page  # self-contained

@@ -1,5 +1,7 @@
 """Precision resolution: 'auto' picks what the machine runs fast; fp16 without a GPU is refused."""
 
+import json
+
 import pytest
 import torch
 
@@ -37,3 +39,74 @@ def test_resolved_config_carries_the_concrete_precision(cpu_only, monkeypatch, e
     config = build_config(experiment)
     assert config.training.precision == "auto"
     assert training.with_resolved_precision(config).training.precision == "bf16"
+
+
+def _workspace(experiment, **settings):
+    from peftbench import runner
+
+    experiment["training"] |= settings
+    return runner.prepare_workspace(training.with_resolved_precision(build_config(experiment)))
+
+
+def test_head_has_its_own_rate_and_keeps_the_trainers_weight_decay(tiny_bert, tmp_path):
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+    from peftbench.config import MethodConfig, TrainingConfig
+    from peftbench.methods import head_parameters_in, prepare_model
+    from peftbench.tasks import TASKS, method_context
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    context = method_context(TASKS.get("classification"), model, str(tiny_bert), 4)
+    model = prepare_model(model, MethodConfig(method="lora", r=2), context)
+    head = head_parameters_in(model, context.head_modules)
+    config = TrainingConfig(learning_rate=1e-3, head_learning_rate=5e-2, weight_decay=0.1, precision="fp32")
+    parts = training.TrainerParts(DataCollatorWithPadding(None), ("input_ids", "label"))
+    trainer = training.make_trainer(model, None, config, tmp_path, 0, parts, head_parameters=head)
+    optimizer = trainer.create_optimizer()
+    head_ids = {id(p) for p in head}
+    assert head_ids  # classifier and pooler copies
+    for group in optimizer.param_groups:
+        in_head = {id(p) in head_ids for p in group["params"]}
+        assert len(in_head) <= 1, "a group mixes head and body"
+        if in_head == {True}:
+            assert group["lr"] == 5e-2 and group["part"] == "head"
+        elif in_head == {False}:
+            assert group["lr"] == 1e-3 and group["part"] == "body"
+    decay = set(trainer.get_decay_parameter_names(model))
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            assert group["weight_decay"] == (0.1 if names[id(p)] in decay else 0.0)
+    grouped = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    assert training.effective_learning_rates(optimizer) == {"body": 1e-3, "head": 5e-2}
+
+
+def test_result_records_the_effective_rates(experiment):
+    from peftbench import runner
+
+    experiment["methods"] = [{"method": "lora", "r": 2, "head_learning_rate": 2e-2}, {"method": "head"}]
+    workspace = _workspace(experiment, head_learning_rate=1e-2)
+    lora, head = workspace.config.methods
+    lora_result = json.loads((runner.run_method(workspace, lora) / "result.json").read_text())
+    assert lora_result["learning_rates"] == {"body": 1e-3, "head": 2e-2}
+    head_result = json.loads((runner.run_method(workspace, head) / "result.json").read_text())
+    assert head_result["learning_rates"] == {"body": None, "head": 1e-2}
+
+
+def test_adalora_reallocates_rank_during_training(experiment):
+    from peftbench import runner
+    from peftbench.config import MethodConfig
+
+    workspace = _workspace(experiment, epochs=2)
+    entry = MethodConfig(
+        method="adalora", init_r=4, target_r=1, tinit=2, tfinal=2, deltaT=1, target_modules=["query", "value"]
+    )
+    model, _ = runner._prepare_and_train(workspace, entry, workspace.directory / "adalora")
+    config = model.peft_config["default"]
+    assert config.total_step >= 6  # the schedule ran past its final allocation step
+    assert config.rank_pattern, "update_and_allocate never finalised a rank pattern"
+    kept = [sum(mask) for mask in config.rank_pattern.values()]
+    assert sum(kept) < 4 * len(kept)
+    nonzero = [int((p != 0).sum()) for n, p in model.named_parameters() if "lora_E" in n]
+    assert sum(nonzero) == sum(kept)

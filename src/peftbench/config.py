@@ -59,6 +59,12 @@ class TrainingConfig(Strict):
     batch_size: int = Field(16, gt=0)
     eval_batch_size: int = Field(64, gt=0)
     learning_rate: float = Field(2e-5, gt=0)
+    head_learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Learning rate of the task head (classifier and pooler; the output layer of LMs), in its "
+        "own optimizer group; default: learning_rate. Fix it to compare methods on their body/adapter rate",
+    )
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     gradient_accumulation_steps: int = Field(1, gt=0)
@@ -130,6 +136,7 @@ class MethodConfig(BaseModel):
     method: str
     name: str | None = Field(None, description="Run name; defaults to the method name")
     learning_rate: float | None = Field(None, gt=0, description="Overrides training.learning_rate")
+    head_learning_rate: float | None = Field(None, gt=0, description="Overrides training.head_learning_rate")
     epochs: float | None = Field(None, gt=0)
     sweep: dict[str, list[Any]] | None = Field(
         None,
@@ -191,7 +198,11 @@ class ExperimentConfig(Strict):
     def method_training(self, method: MethodConfig) -> TrainingConfig:
         overrides = {
             k: v
-            for k, v in {"learning_rate": method.learning_rate, "epochs": method.epochs}.items()
+            for k, v in {
+                "learning_rate": method.learning_rate,
+                "head_learning_rate": method.head_learning_rate,
+                "epochs": method.epochs,
+            }.items()
             if v is not None
         }
         return self.training.model_copy(update=overrides)

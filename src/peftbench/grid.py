@@ -13,7 +13,13 @@ from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.errors import PeftbenchError
 
 SEARCH_FOLDER = "lr-search"  # learning-rate search runs, apart from the runs they choose for
-SHORT_KEYS = {"learning_rate": "lr", "lora_alpha": "alpha", "alpha": "alpha", "target_modules": "tm"}
+SHORT_KEYS = {
+    "learning_rate": "lr",
+    "head_learning_rate": "hlr",
+    "lora_alpha": "alpha",
+    "alpha": "alpha",
+    "target_modules": "tm",
+}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
 from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, safetensors_bytes
-from peftbench.methods import METHODS, MethodContext, prepare_model
+from peftbench.methods import METHODS, MethodContext, head_parameters_in, prepare_model
 from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
 from peftbench.training import TrainOutcome, eval_metrics, make_trainer, steps_per_run, train
 
@@ -230,7 +230,8 @@ def run_config(config: ExperimentConfig, entry: MethodConfig) -> dict:
 def _prepare_and_train(
     workspace: Workspace, entry: MethodConfig, run_dir: Path
 ) -> tuple[nn.Module, TrainOutcome]:
-    model = prepare_model(copy.deepcopy(workspace.base_model), entry, _context(workspace, entry))
+    context = _context(workspace, entry)
+    model = prepare_model(copy.deepcopy(workspace.base_model), entry, context)
     outcome = train(
         model,
         workspace.tokenizer,
@@ -241,6 +242,8 @@ def _prepare_and_train(
         workspace.config.seed,
         workspace.task.trainer_parts(workspace.tokenizer, model, workspace.data),
         run_config(workspace.config, entry),
+        head_parameters_in(model, context.head_modules),
+        METHODS.get(entry.method).callbacks(model),
     )
     return model, outcome
 
@@ -258,6 +261,7 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         result = _base_result(workspace, entry.run_name, "method", started_at)
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
         result["training"] = training.model_dump()
+        result["learning_rates"] = outcome.learning_rates
         result["history"] = outcome.history
         result["efficiency"] = {
             **count_parameters(model),
@@ -296,6 +300,7 @@ def run_search(workspace: Workspace, entry: MethodConfig) -> Path:
             "run": entry.run_name,
             "method": entry.method,
             "learning_rate": training.learning_rate,
+            "learning_rates": outcome.learning_rates,
             "epochs": training.epochs,
             "seed": workspace.config.seed,
             "train_samples": len(workspace.data.splits["train"]),

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 from torch import nn
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from peftbench.config import ExperimentConfig, TrainingConfig
 from peftbench.errors import PeftbenchError
@@ -40,6 +40,7 @@ class TrainOutcome:
     steps_trained: int
     memory: dict
     trainer: Trainer = field(repr=False)
+    learning_rates: dict = field(default_factory=dict)  # {"body": ..., "head": ...} from the optimizer
 
 
 def model_columns(dataset: Dataset, inputs: tuple[str, ...]) -> Dataset:
@@ -144,6 +145,43 @@ def _arguments(
     )
 
 
+class HeadRateTrainer(Trainer):
+    """The Trainer with the task head's parameters in their own optimizer groups, at their own rate.
+    The Trainer builds its groups (weight decay and all) as usual; each is then split in two."""
+
+    def __init__(self, *args, head_parameters=(), head_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_ids = {id(p) for p in head_parameters}
+        self.head_learning_rate = head_learning_rate or self.args.learning_rate
+
+    def create_optimizer(self, model=None):
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if fresh:
+            split_head_groups(optimizer, self.head_ids, self.head_learning_rate)
+        return optimizer
+
+
+def split_head_groups(optimizer: torch.optim.Optimizer, head_ids: set[int], head_rate: float) -> None:
+    for group in list(optimizer.param_groups):
+        head = [p for p in group["params"] if id(p) in head_ids]
+        group["params"] = [p for p in group["params"] if id(p) not in head_ids]
+        group["part"] = "body"
+        if head:
+            settings = {k: v for k, v in group.items() if k != "params"}
+            optimizer.add_param_group({**settings, "params": head, "lr": head_rate, "part": "head"})
+
+
+def effective_learning_rates(optimizer) -> dict:
+    """The peak rate each part of the model trained at, read from the optimizer's own groups (the scheduler
+    keeps it as initial_lr); None for a part with nothing to train."""
+    rates = {"body": None, "head": None}
+    for group in optimizer.param_groups if optimizer is not None else []:
+        if group["params"] and group.get("part") in rates:
+            rates[group["part"]] = group.get("initial_lr", group["lr"])
+    return rates
+
+
 def make_trainer(
     model: nn.Module,
     tokenizer,
@@ -153,11 +191,14 @@ def make_trainer(
     parts: TrainerParts,
     train: Dataset | None = None,
     validation: Dataset | None = None,
+    head_parameters: list[nn.Parameter] = (),
+    callbacks: list[TrainerCallback] = (),
 ) -> Trainer:
-    callbacks = (
-        [EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []
-    )
-    return Trainer(
+    callbacks = [
+        *([EarlyStoppingCallback(config.early_stopping_patience)] if config.early_stopping_patience else []),
+        *callbacks,
+    ]
+    return HeadRateTrainer(
         model=model,
         args=_arguments(config, output_dir, seed, validation is not None, parts.loss_only),
         train_dataset=model_columns(train, parts.model_inputs) if train is not None else None,
@@ -166,6 +207,8 @@ def make_trainer(
         processing_class=tokenizer,
         compute_metrics=parts.compute_metrics,
         callbacks=callbacks,
+        head_parameters=head_parameters,
+        head_learning_rate=config.head_learning_rate,
     )
 
 
@@ -208,11 +251,15 @@ def train(
     seed: int,
     parts: TrainerParts,
     run_config: dict | None = None,
+    head_parameters: list[nn.Parameter] = (),
+    callbacks: list[TrainerCallback] = (),
 ) -> TrainOutcome:
     per_epoch = steps_per_run(len(train_set), config.model_copy(update={"epochs": 1}))
     # Log at least once per epoch so every history row has a training loss.
     config = config.model_copy(update={"logging_steps": min(config.logging_steps, per_epoch)})
-    trainer = make_trainer(model, tokenizer, config, output_dir, seed, parts, train_set, validation)
+    trainer = make_trainer(
+        model, tokenizer, config, output_dir, seed, parts, train_set, validation, head_parameters, callbacks
+    )
     timer = EpochTimer()
     trainer.add_callback(timer)
     if run_config is not None and config.report_to:
@@ -238,6 +285,7 @@ def train(
         steps_trained=trainer.state.global_step,
         memory={**memory_over_ranks(memory.report()), "train_wall_seconds_including_eval": wall},
         trainer=trainer,
+        learning_rates=effective_learning_rates(trainer.optimizer),
     )
 
 

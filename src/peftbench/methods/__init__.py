@@ -5,8 +5,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from peft import TaskType
+from peft import PeftModel, TaskType
 from torch import nn
+from transformers import TrainerCallback
 
 from peftbench.config import MethodConfig
 from peftbench.errors import PeftbenchError
@@ -22,7 +23,12 @@ class MethodContext:
     num_training_steps: int
     peft_task_type: TaskType = TaskType.SEQ_CLS
     head_parameters: frozenset[str] = frozenset()  # what the `head` method trains
+    head_modules: tuple[str, ...] = ()  # the modules holding them (PEFT's modules_to_save)
     fresh_head: bool = True  # a new head that every method must train (classification)
+
+
+def no_callbacks(model: nn.Module) -> list[TrainerCallback]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,8 @@ class Method:
     ships: Literal["model", "trainable", "adapter"]
     validate: Callable[[dict], Any]
     prepare: Callable[[nn.Module, Any, MethodContext], nn.Module]
+    # Trainer callbacks the method needs while training (AdaLoRA's rank allocation), given the prepared model
+    callbacks: Callable[[nn.Module], list[TrainerCallback]] = no_callbacks
 
 
 METHODS: Registry[Method] = Registry("method")
@@ -38,6 +46,22 @@ METHODS: Registry[Method] = Registry("method")
 
 def validate_method(entry: MethodConfig) -> Any:
     return METHODS.get(entry.method).validate(entry.options)
+
+
+def head_parameters_in(model: nn.Module, head_modules: tuple[str, ...]) -> list[nn.Parameter]:
+    """The trainable parameters inside the task head of a prepared model (PEFT's trainable copies included),
+    found by identity so that a head tied to the embeddings is counted once."""
+    inner = model.get_base_model() if isinstance(model, PeftModel) else model
+    found = {id(p): p for name in head_modules for p in inner.get_submodule(name).parameters()}
+    return [p for p in found.values() if p.requires_grad]
+
+
+def _check_head_trains(model: nn.Module, method: str, context: MethodContext) -> None:
+    if context.fresh_head and context.head_modules and not head_parameters_in(model, context.head_modules):
+        raise PeftbenchError(
+            f"method '{method}' leaves the fresh task head ({', '.join(context.head_modules)}) untrained; "
+            "pick another method"
+        )
 
 
 def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext) -> nn.Module:
@@ -58,6 +82,7 @@ def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext)
             f"method '{entry.method}' leaves nothing to train in {type(model).__name__} "
             "(e.g. bitfit on a model without bias terms); pick another method"
         )
+    _check_head_trains(prepared, entry.method, context)
     return prepared
 
 

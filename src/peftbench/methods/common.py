@@ -30,3 +30,9 @@ def train_only(model: nn.Module, keep: Callable[[str], bool], context) -> nn.Mod
     for name, param in model.named_parameters():
         param.requires_grad = bool(keep(name)) or (context.fresh_head and name in context.head_parameters)
     return model
+
+
+def parameters_of(model: nn.Module, modules: list[nn.Module]) -> frozenset[str]:
+    """Parameter names of `modules` inside `model`, found by identity (so tied weights are found too)."""
+    wanted = {id(p) for module in modules for p in module.parameters()}
+    return frozenset(name for name, p in model.named_parameters() if id(p) in wanted)

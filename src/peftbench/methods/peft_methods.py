@@ -1,13 +1,16 @@
 """Every PEFT method, registered from peft's own config mapping: options pass straight to its config class."""
 
+import copy
 import dataclasses
 
 from peft import PeftConfig, PromptLearningConfig, get_peft_model
-from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
+from peft.tuners.tuners_utils import check_target_module_exists
 from torch import nn
+from transformers import TrainerCallback
 
 from peftbench.errors import PeftbenchError, closest
-from peftbench.methods import METHODS, Method, MethodContext
+from peftbench.methods import METHODS, Method, MethodContext, no_callbacks
 
 # Friendly names users expect from LoRA papers and other tools -> PEFT's field names.
 ALIASES = {"alpha": "lora_alpha", "dropout": "lora_dropout", "rank": "r"}
@@ -32,34 +35,62 @@ def _options_validator(name: str, config_cls: type[PeftConfig]):
     return validate
 
 
-def _check_targets(model: nn.Module, options: dict) -> None:
-    targets = options.get("target_modules")
+def _check_targets(model: nn.Module, config: PeftConfig, given) -> None:
+    """Fail fast, in one line, when target_modules match nothing, judged by PEFT's own matching rules
+    (names, dotted suffixes like attention.self.query, or a regex string)."""
+    targets = getattr(config, "target_modules", None)
     if not targets or targets == "all-linear":
         return
-    targets = [targets] if isinstance(targets, str) else list(targets)
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [t for t in targets if t not in names]
-    if len(missing) == len(targets):
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise PeftbenchError(
-            f"target_modules {targets} match no module in {type(model).__name__}; "
-            f"linear layers here are named: {', '.join(linear)} (or use all-linear)"
-        )
+    if any(check_target_module_exists(config, name) for name, _ in model.named_modules()):
+        return
+    linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+    raise PeftbenchError(
+        f"target_modules {given} match no module in {type(model).__name__}; "
+        f"linear layers here are named: {', '.join(linear)} (or use all-linear)"
+    )
+
+
+def _with_head(options: dict, fields: set[str], context: MethodContext) -> dict:
+    """The task's fresh head (and pooler) trained and saved with the adapter, whatever the model calls it."""
+    if not context.fresh_head or "modules_to_save" not in fields:
+        return options
+    given = options.get("modules_to_save") or []
+    given = [given] if isinstance(given, str) else list(given)
+    return {**options, "modules_to_save": list(dict.fromkeys([*given, *context.head_modules]))}
 
 
 def _preparer(config_cls: type[PeftConfig]):
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+
     def prepare(model: nn.Module, options: dict, context: MethodContext) -> nn.Module:
-        options = dict(options)
+        options = copy.deepcopy(options)  # PEFT extends lists in place (modules_to_save); keep the user's
         if options.get("prompt_tuning_init", "").upper() == "TEXT":
             options.setdefault("tokenizer_name_or_path", context.model_path)
             options.setdefault("tokenizer_kwargs", context.tokenizer_kwargs or None)
-        if "total_step" in {f.name for f in dataclasses.fields(config_cls)}:
+        if "total_step" in fields:
             options.setdefault("total_step", max(context.num_training_steps, 1))
-        _check_targets(model, options)
-        config = config_cls(task_type=context.peft_task_type, **options)
+        config = config_cls(task_type=context.peft_task_type, **_with_head(options, fields, context))
+        _check_targets(model, config, options.get("target_modules"))
         return get_peft_model(model, config)
 
     return prepare
+
+
+class RankAllocation(TrainerCallback):
+    """Calls the adapter's update_and_allocate after every optimizer step, before gradients are cleared
+    (AdaLoRA's rank budget; AdaMSS's subspace selection), as PEFT's own training loops do."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.model.base_model.update_and_allocate(state.global_step)
+
+
+def _callbacks(peft_type):
+    if not hasattr(PEFT_TYPE_TO_TUNER_MAPPING.get(peft_type), "update_and_allocate"):
+        return no_callbacks
+    return lambda model: [RankAllocation(model)]
 
 
 def _register_all() -> None:
@@ -71,6 +102,7 @@ def _register_all() -> None:
                 ships="adapter",
                 validate=_options_validator(name, config_cls),
                 prepare=_preparer(config_cls),
+                callbacks=_callbacks(peft_type),
             )
         )
 

@@ -66,6 +66,8 @@ def summary_rows(cells: list[Cell], reference: Cell | None, metrics: list[str], 
             "artifact_bytes",
         ):
             row[key] = _mean(cell.efficiency(key))
+        rates = cell.runs[0].get("learning_rates") or {}  # the optimizer's own rates, the same for every seed
+        row["learning_rate"], row["head_learning_rate"] = rates.get("body"), rates.get("head")
         rows.append(row)
     return rows
 

@@ -18,11 +18,20 @@ def _format(value) -> str:
     return str(value)
 
 
+def _rates(row: dict) -> str:
+    """The rates the optimizer used for the body (or adapter) and for the task head; – where none trained."""
+    body, head = row.get("learning_rate"), row.get("head_learning_rate")
+    if body is None and head is None:
+        return "–"
+    return " / ".join("–" if rate is None else f"{rate:g}" for rate in (body, head))
+
+
 def _table(report: Report) -> tuple[list[str], list[list[str]]]:
     header = ["run", "seeds"]
     for metric in report.metrics:
         header += [f"{metric} before", f"{metric} (mean ± sd)", "95% CI", f"Δ{metric}"]
-    header += ["vs reference", "trainable", "trainable %", "artifact MB", "train s", "peak RSS MB"]
+    header += ["vs reference", "trainable", "trainable %", "lr body / head", "artifact MB", "train s"]
+    header += ["peak RSS MB"]
     body = []
     for row in report.rows:
         cells = [row["cell"], str(row["seeds"])]
@@ -38,6 +47,7 @@ def _table(report: Report) -> tuple[list[str], list[list[str]]]:
             row["paired_test"] or ("reference" if row["cell"] == report.reference else "–"),
             _format(row["trainable_params"]),
             _format(row["trainable_percent"]),
+            _rates(row),
             _format(row["artifact_bytes"] / 2**20 if row["artifact_bytes"] else None),
             _format(row["train_seconds"]),
             _format(row["peak_rss_bytes"] / 2**20 if row["peak_rss_bytes"] else None),
@@ -83,7 +93,8 @@ NOTES = (
     "Quality is measured on the test split; means, sample standard deviations and 95% t intervals are over "
     "seeds. Δ is mean(run) − mean(reference). Paired tests use the same test examples: exact McNemar on "
     "accuracy (classification), paired bootstrap of corpus BLEU (generation). Training seconds exclude "
-    "evaluation; peak RSS is the whole process, sampled every 50 ms."
+    "evaluation; peak RSS is the whole process, sampled every 50 ms. Learning rates are the peak rates of "
+    "the optimizer's parameter groups: the body or adapter, then the task head."
 )
 
 

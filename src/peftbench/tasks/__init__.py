@@ -13,6 +13,7 @@ from torch import nn
 
 from peftbench.config import ExperimentConfig
 from peftbench.methods import MethodContext
+from peftbench.methods.common import parameters_of
 from peftbench.models import ModelSource
 from peftbench.registry import Registry
 from peftbench.training import TrainerParts
@@ -65,9 +66,13 @@ class Task:
     def peft_task_type(self, model: nn.Module) -> TaskType:
         raise NotImplementedError
 
-    def head_parameters(self, model: nn.Module) -> frozenset[str]:
-        """Names of the parameters the `head` method trains."""
+    def head_modules(self, model: nn.Module) -> tuple[str, ...]:
+        """Names of the modules that make up the task head: what the `head` method trains, and (when the
+        head is fresh) what every other method trains too."""
         raise NotImplementedError
+
+    def head_parameters(self, model: nn.Module) -> frozenset[str]:
+        return parameters_of(model, [model.get_submodule(name) for name in self.head_modules(model)])
 
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
         raise NotImplementedError
@@ -78,12 +83,6 @@ class Task:
     def extra_baselines(self) -> dict[str, tuple[str, Callable[[Any], Evaluation]]]:
         """Baselines besides the untrained model: name -> (summary, scorer of the workspace)."""
         return {}
-
-
-def parameters_of(model: nn.Module, modules: list[nn.Module]) -> frozenset[str]:
-    """Parameter names of `modules` inside `model`, found by identity (so tied weights are found too)."""
-    wanted = {id(p) for module in modules for p in module.parameters()}
-    return frozenset(name for name, p in model.named_parameters() if id(p) in wanted)
 
 
 def method_context(
@@ -100,6 +99,7 @@ def method_context(
         num_training_steps=num_training_steps,
         peft_task_type=task.peft_task_type(model),
         head_parameters=task.head_parameters(model),
+        head_modules=task.head_modules(model),
         fresh_head=task.fresh_head,
     )
 

@@ -15,10 +15,9 @@ from peftbench.config import DataConfig, ExperimentConfig
 from peftbench.data import load_splits
 from peftbench.errors import PeftbenchError
 from peftbench.metrics import classification_metrics, per_class_report
-from peftbench.tasks import TASKS, Evaluation, Task, TaskData, parameters_of
+from peftbench.tasks import TASKS, Evaluation, Task, TaskData
 from peftbench.training import TrainerParts, predict
 
-HEAD_NAMES = ("classifier", "score", "classification_head")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "label")
 
 
@@ -95,6 +94,28 @@ def score(
     )
 
 
+def _has_parameters(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+def classification_head(model: nn.Module) -> tuple[str, ...]:
+    """The head: every top-level module outside the pretrained body (BERT/RoBERTa `classifier`, DistilBERT
+    `pre_classifier` + `classifier`, BART `classification_head`, Llama `score`), plus the body's pooler
+    where it has one. The pooler counts as head for every method: checkpoints such as sentence-transformers'
+    MiniLM never trained it, and BERT's was trained for next-sentence prediction, not this task."""
+    body = model.base_model
+    names = [n for n, m in model.named_children() if m is not body and _has_parameters(m)]
+    pooler = getattr(body, "pooler", None)
+    if body is not model and isinstance(pooler, nn.Module) and _has_parameters(pooler):
+        names.append(f"{model.base_model_prefix}.pooler")
+    if body is model or not names:
+        raise PeftbenchError(
+            f"cannot tell the classification head from the body in {type(model).__name__}; "
+            "use a model class from transformers' AutoModelForSequenceClassification"
+        )
+    return tuple(names)
+
+
 class Classification(Task):
     summary = "sequence classification with a fresh head (accuracy, macro-F1)"
     headline_metrics = ("accuracy", "f1_macro")
@@ -119,13 +140,8 @@ class Classification(Task):
     def peft_task_type(self, model: nn.Module) -> TaskType:
         return TaskType.SEQ_CLS
 
-    def head_parameters(self, model: nn.Module) -> frozenset[str]:
-        heads = [module for name, module in model.named_children() if name in HEAD_NAMES]
-        if not heads:
-            raise PeftbenchError(
-                f"no classification head ({', '.join(HEAD_NAMES)}) found in {type(model).__name__}"
-            )
-        return parameters_of(model, heads)
+    def head_modules(self, model: nn.Module) -> tuple[str, ...]:
+        return classification_head(model)
 
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
         names = data.info["label_names"]

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
 from peftbench import models
-from peftbench.tasks import Task, TaskData, parameters_of
+from peftbench.tasks import Task, TaskData
 from peftbench.training import TrainerParts, autocast, model_columns
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
@@ -62,9 +62,10 @@ class LanguageTask(Task):
     def peft_task_type(self, model: nn.Module) -> TaskType:
         return TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
 
-    def head_parameters(self, model: nn.Module) -> frozenset[str]:
-        # The output projection; with tied embeddings this is the input embedding matrix too.
-        return parameters_of(model, [model.get_output_embeddings()])
+    def head_modules(self, model: nn.Module) -> tuple[str, ...]:
+        # The output projection; with tied embeddings its weight is the input embedding matrix too.
+        output = model.get_output_embeddings()
+        return tuple(name for name, module in model.named_modules() if module is output)[:1]
 
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
         collator = DataCollatorForSeq2Seq(right_padding(tokenizer), label_pad_token_id=IGNORE)
