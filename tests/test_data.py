@@ -194,3 +194,23 @@ def test_duplicates_between_given_train_and_test_are_counted():
     made = _make(_raw(train=[*WORDS, "x"], validation=["v", "x"], test=["x", "y", "x", "w3"]))
     assert made.info["train_test_duplicates"] == 3
     assert made.info["validation_test_duplicates"] == 2
+
+
+def test_sst2_example_validates_on_a_carve_of_train_not_on_its_test_set():
+    from pathlib import Path
+
+    import yaml
+
+    section = yaml.safe_load(Path("configs/examples/sst2-fair-roberta.yaml").read_text())["data"]
+    raw = DatasetDict(
+        {
+            "train": Dataset.from_dict({"sentence": WORDS * 3, "label": [0, 1] * 60}),
+            "validation": Dataset.from_dict({"sentence": ["v1", "v2", "v3"], "label": [0, 1, 0]}),
+            "test": Dataset.from_dict({"sentence": ["t1", "t2"], "label": [-1, -1]}),
+        }
+    )
+    config = DataConfig(**section)
+    made = make_splits(raw, config, lambda rows: rows["sentence"], "label")
+    assert made.rows["test"]["sentence"] == ["v1", "v2", "v3"]
+    assert set(made.rows["validation"]["sentence"]) <= set(WORDS)
+    assert made.info["splits_from"]["validation"].startswith("carved from train")
