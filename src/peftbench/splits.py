@@ -185,11 +185,14 @@ def make_splits(raw: DatasetDict, config: DataConfig, group_by: GroupKey, strati
             parts["train"], parts[role] = carve(parts["train"], fraction, role, seed, stratify_by)
             sources[role] = f"carved from {names['train']} ({fraction:.0%}, grouped by input)"
     _check_validation_is_not_test(parts["validation"], parts["test"], names["validation"] is None)
-    limits = {"train": config.max_train_samples, "validation": config.max_eval_samples}
-    fractions = {"train": config.data_fraction, "validation": config.data_fraction, "test": 1.0}
+    shrunk = {  # role: (fraction, cap); the test split is never shrunk by data_fraction
+        "train": (config.data_fraction, config.max_train_samples),
+        "validation": (config.data_fraction, config.max_eval_samples),
+        "test": (1.0, config.max_eval_samples),
+    }
     kept = {}
-    for role in ("train", "validation", "test"):
-        kept[role] = shrink(parts[role], fractions[role], limits.get(role, config.max_eval_samples), seed)
+    for role, (fraction, cap) in shrunk.items():
+        kept[role] = shrink(parts[role], fraction, cap, seed)
         if len(kept[role]) == 0:
             raise PeftbenchError(
                 f"{role} split is empty after data_fraction={config.data_fraction}; "
