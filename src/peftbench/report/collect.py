@@ -88,10 +88,8 @@ def _paired_rows(cell: Cell, reference: Cell, file: str) -> tuple[list[dict], li
     mine, theirs = [], []
     reference_runs = reference.by_seed()
     for seed, run in cell.by_seed().items():
-        same_data = seed in reference_runs and run["data"].get("data_fraction") == reference_runs[seed][
-            "data"
-        ].get("data_fraction")
-        if same_data:
+        fraction = run["data"].get("data_fraction")
+        if seed in reference_runs and reference_runs[seed]["data"].get("data_fraction") == fraction:
             rows, reference_rows = _jsonl(run, file), _jsonl(reference_runs[seed], file)
             if len(rows) == len(reference_rows):
                 mine += rows
