@@ -81,7 +81,7 @@ def run_plain(raw: dict, output_dir: str, bf16: bool = False) -> dict:
     (an ablation, --plain-bf16) turns on bf16 autocast alone, to separate its share from padding's."""
     start = time.perf_counter()
     config = build_config(raw)
-    splits, names = load_labelled(config.data, config.seed)  # the same rows peftbench trains on
+    splits, names, _ = load_labelled(config.data)  # the same rows peftbench trains on
     path = models.resolve("minilm").path
     tokenizer = AutoTokenizer.from_pretrained(path)
 

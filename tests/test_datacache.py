@@ -65,3 +65,13 @@ def test_changed_data_settings_or_files_miss_the_cache(experiment, reviews_csv, 
     reviews_csv.write_text(reviews_csv.read_text() + "great works,positive\n")
     _load(config)
     assert len(counting) == 3
+
+
+def test_training_seed_shares_the_entry_and_split_seed_does_not(experiment, counting):
+    """The splits depend on data.split_seed only: a second training seed reads the first one's entry."""
+    first = _load(build_config({**experiment, "seed": 1}))
+    second = _load(build_config({**experiment, "seed": 2}))
+    assert counting == ["classification"]
+    assert first.splits["test"].to_list() == second.splits["test"].to_list()
+    _load(build_config({**experiment, "data": {**experiment["data"], "split_seed": 7}}))
+    assert len(counting) == 2

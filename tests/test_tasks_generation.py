@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+from conftest import WORDS
 from transformers import AutoConfig, AutoTokenizer
 
 from peftbench import models
@@ -66,8 +67,10 @@ def test_loss_is_on_target_tokens_only(tiny_llama_lm, data_to_text_csv, tmp_path
 
 
 def test_references_are_grouped_per_prompt(tiny_llama_lm, data_to_text_csv, tmp_path):
-    # every meaning representation appears three times in the held-out test file
-    config = _config(tiny_llama_lm, data_to_text_csv, tmp_path, test_file=str(data_to_text_csv))
+    # every meaning representation appears three times in the held-out test file; train has other inputs
+    train = tmp_path / "train.csv"
+    train.write_text("mr,ref\n" + "".join(f"food : {w} {v},{w} {v}\n" for w in WORDS for v in WORDS[:3]))
+    config = _config(tiny_llama_lm, train, tmp_path, test_file=str(data_to_text_csv))
     data, _ = _load(config)
     assert len(data.evaluation) == 12 and data.info["evaluation_prompts"] == 12
     assert all(len(group["references"]) == 3 for group in data.evaluation)
@@ -78,7 +81,8 @@ def test_references_are_grouped_per_prompt(tiny_llama_lm, data_to_text_csv, tmp_
 def test_empty_targets_are_dropped_and_counted(tiny_llama_lm, tmp_path):
     path = tmp_path / "d.csv"
     path.write_text(
-        "mr,ref\n" + "".join(f"name : good,{'' if i % 4 == 0 else 'good drug'}\n" for i in range(40))
+        "mr,ref\n"
+        + "".join(f"name : {WORDS[i % 10]},{'' if i % 4 == 0 else 'good drug'}\n" for i in range(40))
     )
     data, _ = _load(_config(tiny_llama_lm, path, tmp_path))
     assert sum(data.info["dropped_empty_targets"].values()) == 10

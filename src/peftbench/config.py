@@ -33,8 +33,15 @@ class DataConfig(Strict):
     validation_file: str | None = None
     test_file: str | None = None
     train_split: str = "train"
-    validation_split: str | None = None
-    test_split: str | None = "test"
+    validation_split: str | None = Field(
+        None, description="Split to validate on; unset: 'validation' unless it is the test split, else carved"
+    )
+    test_split: str | None = Field(
+        "test", description="Split to test on; 'test' is carved from train when missing; null: always carve"
+    )
+    split_seed: int = Field(
+        42, description="Seed of every carve and subsample: one test set for all seeds, methods, fractions"
+    )
     text_column: str = Field("text", description="Text to classify (classification) or model (causal_lm)")
     text_pair_column: str | None = None
     label_column: str = "label"
@@ -47,7 +54,9 @@ class DataConfig(Strict):
         False, description="generation: wrap the prompt in the tokenizer's chat template"
     )
     max_target_length: int | None = Field(None, gt=0, description="generation: target tokens kept")
-    data_fraction: float = Field(1.0, gt=0, le=1, description="Fraction of every split kept, in (0, 1]")
+    data_fraction: float = Field(
+        1.0, gt=0, le=1, description="Fraction of train and validation kept, in (0, 1]; test stays whole"
+    )
     max_train_samples: int | None = Field(None, gt=0)
     max_eval_samples: int | None = Field(None, gt=0)
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="Carved from train when no validation")

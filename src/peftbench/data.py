@@ -1,4 +1,4 @@
-"""Load data (built-in, local files, hub) into train/validation/test splits; tasks encode them."""
+"""Load data (built-in, local files, hub) and make train/validation/test splits of it; tasks encode them."""
 
 import html
 import importlib.util
@@ -11,6 +11,7 @@ from datasets import Dataset, DatasetDict, load_dataset
 
 from peftbench.config import DataConfig
 from peftbench.errors import PeftbenchError
+from peftbench.splits import GroupKey, Splits, make_splits, split_names
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -41,6 +42,32 @@ def load_drugscom() -> DatasetDict:
     return DatasetDict(splits)
 
 
+def _invalid_utf8(path: str) -> str | None:
+    """Where a text file stops being UTF-8, e.g. 'byte 0xff on line 3'; None when it is UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"byte 0x{data[exc.start]:02x} on line {line}"
+    return None
+
+
+def _file_fault(path: str, exc: Exception) -> PeftbenchError:
+    """A one-line diagnosis of a data file that `datasets` could not read."""
+    if Path(path).suffix.lower() != ".parquet":
+        where = _invalid_utf8(path)
+        if where:
+            return PeftbenchError(
+                f"data file '{path}' is not UTF-8 text ({where}); re-save it as UTF-8, "
+                f"e.g. iconv -f latin1 -t utf-8 '{path}'"
+            )
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if "corresponds to no data" in message:
+        return PeftbenchError(f"data file '{path}' holds no rows (only a header?); add examples to it")
+    return PeftbenchError(f"cannot read data file '{path}': {message[:200]}; check its format")
+
+
 def _load_file(path: str) -> Dataset:
     suffix = Path(path).suffix.lower()
     if suffix not in FILE_BUILDERS:
@@ -50,7 +77,13 @@ def _load_file(path: str) -> Dataset:
     if not Path(path).is_file():
         raise PeftbenchError(f"data file '{path}' not found; check the path")
     extra = {"delimiter": "\t"} if suffix == ".tsv" else {}
-    return load_dataset(FILE_BUILDERS[suffix], data_files={"train": path}, split="train", **extra)
+    try:
+        loaded = load_dataset(FILE_BUILDERS[suffix], data_files={"train": path}, split="train", **extra)
+    except Exception as exc:  # datasets wraps parser errors in several types
+        raise _file_fault(path, exc) from exc
+    if len(loaded) == 0:
+        raise PeftbenchError(f"data file '{path}' holds no rows (only a header?); add examples to it")
+    return loaded
 
 
 def load_raw(config: DataConfig) -> DatasetDict:
@@ -76,28 +109,6 @@ def load_raw(config: DataConfig) -> DatasetDict:
     return loaded
 
 
-def _pick_splits(raw: DatasetDict, config: DataConfig, seed: int) -> DatasetDict:
-    if config.train_split not in raw:
-        raise PeftbenchError(
-            f"dataset has no split '{config.train_split}' (has {list(raw)}); set data.train_split"
-        )
-    train = raw[config.train_split]
-    test_name = config.test_split if config.test_split in raw else None
-    if test_name is None:
-        # No test split: hold one out of train once, so it is never used for selection.
-        held = train.train_test_split(test_size=0.2, seed=seed)
-        train, test = held["train"], held["test"]
-    else:
-        test = raw[test_name]
-    validation_name = config.validation_split or ("validation" if "validation" in raw else None)
-    if validation_name and validation_name in raw:
-        validation = raw[validation_name]
-    else:
-        carved = train.train_test_split(test_size=config.validation_fraction, seed=seed)
-        train, validation = carved["train"], carved["test"]
-    return DatasetDict(train=train, validation=validation, test=test)
-
-
 def check_columns(splits: DatasetDict, wanted: list[str], hint: str) -> None:
     for split, dataset in splits.items():
         missing = [c for c in wanted if c not in dataset.column_names]
@@ -107,30 +118,16 @@ def check_columns(splits: DatasetDict, wanted: list[str], hint: str) -> None:
             )
 
 
-def _subsample(dataset: Dataset, fraction: float, limit: int | None, seed: int) -> Dataset:
-    count = int(round(len(dataset) * fraction))
-    if limit is not None:
-        count = min(count, limit)
-    if count >= len(dataset):
-        return dataset
-    return dataset.shuffle(seed=seed).select(range(count))
-
-
-def load_splits(config: DataConfig, seed: int, columns: list[str], hint: str) -> DatasetDict:
-    """Train/validation/test rows, subsampled as configured, each holding `columns`."""
-    splits = _pick_splits(load_raw(config), config, seed)
-    check_columns(splits, columns, hint)
-    limits = {
-        "train": config.max_train_samples,
-        "validation": config.max_eval_samples,
-        "test": config.max_eval_samples,
-    }
-    kept = {}
-    for split, dataset in splits.items():
-        kept[split] = _subsample(dataset, config.data_fraction, limits[split], seed)
-        if len(kept[split]) == 0:
-            raise PeftbenchError(
-                f"{split} split is empty after data_fraction={config.data_fraction}; "
-                "raise data.data_fraction or use a larger dataset"
-            )
-    return DatasetDict(kept)
+def load_splits(
+    config: DataConfig,
+    columns: list[str],
+    hint: str,
+    group_by: GroupKey,
+    stratify_by: str | None = None,
+) -> Splits:
+    """Train/validation/test rows holding `columns`. `group_by` gives each row's input key (rows that share
+    one stay on one side of a carve); `stratify_by` names the column carving keeps in proportion."""
+    raw = load_raw(config)
+    used = DatasetDict({name: raw[name] for name in split_names(raw, config).values() if name})
+    check_columns(used, columns, hint)
+    return make_splits(used, config, group_by, stratify_by)

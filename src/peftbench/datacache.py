@@ -1,8 +1,9 @@
 """Tokenised task data, cached on disk: the processes of a grid (one per run) tokenise a dataset once.
 
-The key covers everything that shapes the tokenised splits: the task, the data and generation sections,
-the seed (it carves the validation split), the tokenizer's source, local data files' size and time, and
-the peftbench version. Writes are staged and renamed, so a half-written entry is never read."""
+The key covers everything that shapes the tokenised splits: the task, the data and generation sections
+(data.split_seed carves and subsamples; the training seed plays no part, so every seed shares an entry),
+the tokenizer's source, local data files' size and time, and the peftbench version. Writes are staged
+and renamed, so a half-written entry is never read."""
 
 import hashlib
 import json
@@ -17,7 +18,7 @@ from peftbench.config import ExperimentConfig
 from peftbench.models import ModelSource, cache_root
 from peftbench.tasks import Task, TaskData
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def _file_identity(path: str | None) -> list | None:
@@ -33,7 +34,6 @@ def cache_key(config: ExperimentConfig, source: ModelSource) -> str:
         "format": CACHE_FORMAT,
         "peftbench": __version__,
         "task": config.task,
-        "seed": config.seed,
         "data": data.model_dump(mode="json"),
         "generation": config.generation.model_dump(mode="json"),
         "tokenizer": [source.path, source.revision, source.gguf_file],

@@ -8,10 +8,12 @@ from peftbench.compare import merge_samples
 from peftbench.lr_search import SUMMARY_FILE
 from peftbench.report.collect import (
     Cell,
+    data_warnings,
     find_reference,
     higher_is_better,
     load_cells,
     paired_test,
+    reference_at,
     significance_words,
     warnings_for,
 )
@@ -36,10 +38,12 @@ def _mean(values) -> float | None:
     return summarize(values)["mean"]
 
 
-def summary_rows(cells: list[Cell], reference: Cell | None, metrics: list[str], task: str) -> list[dict]:
+def summary_rows(cells: list[Cell], reference_cell: Cell | None, metrics: list[str], task: str) -> list[dict]:
+    """One row per cell; deltas and paired tests against the reference at the cell's data fraction."""
     before = next((c for c in cells if c.method == "untrained"), None)
     rows = []
     for cell in cells:
+        reference = reference_at(cells, reference_cell, cell)
         row = {"cell": cell.name, "method": cell.method, "seeds": len(cell.runs)}
         for metric in metrics:
             summary = summarize(cell.values(metric))
@@ -74,19 +78,22 @@ def summary_rows(cells: list[Cell], reference: Cell | None, metrics: list[str], 
 
 def verdict(rows: list[dict], reference: str | None, metric: str) -> list[str]:
     """One sentence per method against the reference, computed from the summary rows."""
-    ref = next((r for r in rows if r["cell"] == reference), None)
-    if ref is None or ref[metric] is None:
+    default = next((r for r in rows if r["cell"] == reference), None)
+    if default is None or default[metric] is None:
         return [f"No reference run '{reference}' to compare against; pass --reference."]
+    by_cell = {r["cell"]: r for r in rows}
     sentences = []
     for row in rows:
-        if row is ref or row["method"] in ("untrained", "majority") or row[metric] is None:
+        tag = row["cell"][row["cell"].index("@frac") :] if "@frac" in row["cell"] else ""
+        ref = by_cell.get(reference.split("@frac")[0] + tag, default)  # same data fraction
+        if row is ref or row["method"] in ("untrained", "majority") or None in (row[metric], ref[metric]):
             continue
-        value, ref_value = f"{row[metric]:.4g}", f"{ref[metric]:.4g}"
+        value, ref_value, name = f"{row[metric]:.4g}", f"{ref[metric]:.4g}", ref["cell"]
         if higher_is_better(metric):
             share = 100 * row[metric] / ref[metric]
-            quality = f"reaches {share:.1f}% of {reference}'s {metric} ({value} vs {ref_value})"
+            quality = f"reaches {share:.1f}% of {name}'s {metric} ({value} vs {ref_value})"
         else:
-            quality = f"has {metric} {value} against {reference}'s {ref_value}"
+            quality = f"has {metric} {value} against {name}'s {ref_value}"
         cost = []
         if row["trainable_percent"] is not None:
             cost.append(f"{row['trainable_percent']:.3g}% of the parameters trainable")
@@ -130,7 +137,7 @@ def build(root: Path, reference: str = "full") -> Report:
         metrics=metrics,
         rows=rows,
         verdict=verdict(rows, reference_cell.name if reference_cell else reference, primary),
-        warnings=warnings_for(cells, reference_cell, task),
+        warnings=data_warnings(cells) + warnings_for(cells, reference_cell, task),
         figures={k: v for k, v in figures.items() if v},
         samples=merge_samples([c.runs[0] for c in cells], 3),
         lr_search=search,

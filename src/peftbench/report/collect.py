@@ -65,6 +65,18 @@ def find_reference(cells: list[Cell], reference: str) -> Cell | None:
     )
 
 
+def _fraction_tag(name: str) -> str:
+    return name[name.index("@frac") :] if "@frac" in name else ""
+
+
+def reference_at(cells: list[Cell], reference: Cell | None, cell: Cell) -> Cell | None:
+    """The reference configuration trained on the same data fraction as `cell` (None if it did not run)."""
+    if reference is None:
+        return None
+    name = reference.name.split("@frac")[0] + _fraction_tag(cell.name)
+    return next((c for c in cells if c.name == name), None)
+
+
 def _jsonl(run: dict, name: str) -> list[dict]:
     path = Path(run["_dir"]) / name
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
@@ -75,7 +87,8 @@ def _paired_rows(cell: Cell, reference: Cell, file: str) -> tuple[list[dict], li
     mine, theirs = [], []
     reference_runs = reference.by_seed()
     for seed, run in cell.by_seed().items():
-        if seed in reference_runs:
+        fraction = run["data"].get("data_fraction")
+        if seed in reference_runs and reference_runs[seed]["data"].get("data_fraction") == fraction:
             rows, reference_rows = _jsonl(run, file), _jsonl(reference_runs[seed], file)
             if len(rows) == len(reference_rows):
                 mine += rows
@@ -142,3 +155,24 @@ def warnings_for(cells: list[Cell], reference: Cell | None, task: str) -> list[s
 
 def higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
+
+
+DUPLICATES = {
+    "train_test_duplicates": ("train", "their scores can reflect memorisation"),
+    "validation_test_duplicates": ("validation", "model selection saw them"),
+}
+
+
+def data_warnings(cells: list[Cell]) -> list[str]:
+    """Test inputs that also occur in train or validation (exact duplicates), once per data setup."""
+    found: dict[str, None] = {}
+    for cell in cells:
+        for run in cell.runs:
+            data = run.get("data", {})
+            tag = f" (data fraction {data['data_fraction']:g})" if data.get("data_fraction", 1) != 1 else ""
+            test = data.get("sizes", {}).get("test")
+            for key, (split, consequence) in DUPLICATES.items():
+                if data.get(key):
+                    line = f"{data[key]} of {test} test examples also occur in the {split} split"
+                    found[f"data{tag}: {line} (exact duplicate inputs), so {consequence}"] = None
+    return list(found)

@@ -46,13 +46,15 @@ class CausalLM(LanguageTask):
             )
         block = context_length(config.data.max_length, model_config)
         column = config.data.text_column
-        splits = load_splits(config.data, config.seed, [column], "set data.text_column")
+        loaded = load_splits(config.data, [column], "set data.text_column", lambda rows: rows[column])
+        splits = loaded.rows
         packed = DatasetDict({s: _blocks(rows[column], tokenizer, block, s) for s, rows in splits.items()})
         info = {
             "text_column": column,
             "block_size": block,
             "blocks": {s: len(d) for s, d in packed.items()},
             "encoder_decoder": False,
+            **loaded.info,
             **pad_info(tokenizer),
         }
         return TaskData(packed, info)

@@ -30,8 +30,8 @@ def label_names(train: Dataset, config: DataConfig) -> list[str]:
     return [str(v) for v in sorted(set(train[config.label_column]))]
 
 
-def _label_index(value, lookup: dict[str, int], count: int) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and str(value) not in lookup:
+def _label_index(value, lookup: dict[str, int], count: int, by_index: bool) -> int | None:
+    if by_index and isinstance(value, int) and not isinstance(value, bool) and str(value) not in lookup:
         return value if 0 <= value < count else None
     return lookup.get(str(value))
 
@@ -39,12 +39,18 @@ def _label_index(value, lookup: dict[str, int], count: int) -> int | None:
 def encode_labels(dataset: Dataset, config: DataConfig, names: list[str], split: str) -> Dataset:
     """Columns text[, text_pair], label (int index into `names`)."""
     lookup = {name: i for i, name in enumerate(names)}
-    ids = [_label_index(v, lookup, len(names)) for v in dataset[config.label_column]]
-    unknown = {v for v, i in zip(dataset[config.label_column], ids, strict=True) if i is None}
+    by_index = bool(config.label_names) or isinstance(dataset.features[config.label_column], ClassLabel)
+    ids = [_label_index(v, lookup, len(names), by_index) for v in dataset[config.label_column]]
+    unknown = sorted({str(v) for v, i in zip(dataset[config.label_column], ids, strict=True) if i is None})
+    if unknown and config.label_names:
+        raise PeftbenchError(
+            f"{split} split has labels {unknown[:5]} outside the label set {names} of data.label_names; "
+            "fix the data or data.label_names"
+        )
     if unknown:
         raise PeftbenchError(
-            f"{split} split has labels {sorted(map(str, unknown))[:5]} outside the label set "
-            f"{names}; fix the data or set data.label_names"
+            f"{split} split has labels {unknown[:5]} that the train split never has (it has {names}); "
+            "add training examples of them or drop those rows"
         )
     columns = {"text": dataset[config.text_column], "label": ids}
     if config.text_pair_column:
@@ -52,13 +58,35 @@ def encode_labels(dataset: Dataset, config: DataConfig, names: list[str], split:
     return Dataset.from_dict(columns)
 
 
-def load_labelled(config: DataConfig, seed: int) -> tuple[DatasetDict, list[str]]:
-    """Train/validation/test with columns text[, text_pair], label (int), and the label names."""
+def _inputs(config: DataConfig):
+    """The grouping key of a row: its text (and text pair), so repeated inputs stay on one side."""
+    columns = [c for c in (config.text_column, config.text_pair_column) if c]
+
+    def keys(rows: Dataset) -> list[str]:
+        return ["\x1f".join(map(str, values)) for values in zip(*(rows[c] for c in columns), strict=True)]
+
+    return keys
+
+
+def _check_classes(train: Dataset, column: str) -> None:
+    present = sorted({str(v) for v in train[column]})
+    if len(present) < 2:
+        raise PeftbenchError(
+            f"the train split holds a single class {present}: there is nothing to tell apart; "
+            "add examples of another class"
+        )
+
+
+def load_labelled(config: DataConfig) -> tuple[DatasetDict, list[str], dict]:
+    """Train/validation/test with columns text[, text_pair], label (int), the label names, and how the
+    splits were made (carving is stratified by label and grouped by input text)."""
     columns = [c for c in (config.text_column, config.text_pair_column, config.label_column) if c]
     hint = "set data.text_column / data.text_pair_column / data.label_column"
-    splits = load_splits(config, seed, columns, hint)
-    names = label_names(splits["train"], config)
-    return DatasetDict({s: encode_labels(d, config, names, s) for s, d in splits.items()}), names
+    loaded = load_splits(config, columns, hint, _inputs(config), stratify_by=config.label_column)
+    _check_classes(loaded.rows["train"], config.label_column)
+    names = label_names(loaded.rows["train"], config)
+    encoded = {s: encode_labels(d, config, names, s) for s, d in loaded.rows.items()}
+    return DatasetDict(encoded), names, loaded.info
 
 
 def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
@@ -123,8 +151,8 @@ class Classification(Task):
     fresh_head = True
 
     def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:
-        splits, names = load_labelled(config.data, config.seed)
-        return TaskData(tokenize(splits, tokenizer, config.data.max_length), {"label_names": names})
+        splits, names, info = load_labelled(config.data)
+        return TaskData(tokenize(splits, tokenizer, config.data.max_length), {"label_names": names, **info})
 
     def load_model(self, source, data: TaskData, tokenizer) -> nn.Module:
         return models.load_classifier(source, data.info["label_names"], tokenizer.pad_token_id)

@@ -113,6 +113,15 @@ def _without_empty_targets(dataset: Dataset, column: str, split: str) -> tuple[D
     return kept, len(dataset) - len(kept)
 
 
+def _prompts(template: str, fields: list[str]):
+    """The grouping key of a row: its rendered prompt, so all references of an input stay together."""
+
+    def keys(rows: Dataset) -> list[str]:
+        return [render(template, fields, row) for row in rows]
+
+    return keys
+
+
 def _warn(counts: dict[str, dict[str, int]]) -> None:
     for what, per_split in counts.items():
         for split, count in per_split.items():
@@ -142,7 +151,10 @@ class Generation(LanguageTask):
         data = config.data
         fields = template_fields(data.prompt_template)
         hint = "fix data.prompt_template or data.target_column"
-        splits = load_splits(data, config.seed, [*fields, data.target_column], hint)
+        loaded = load_splits(
+            data, [*fields, data.target_column], hint, _prompts(data.prompt_template, fields)
+        )
+        splits = loaded.rows
         encoder_decoder = is_encoder_decoder(model_config)
         context = context_length(data.max_length, model_config)
         room = context if encoder_decoder else context - config.generation.max_new_tokens
@@ -184,6 +196,7 @@ class Generation(LanguageTask):
             "evaluation_prompts": len(groups),
             "references_per_prompt": statistics.fmean(len(g["references"]) for g in groups),
             **counts,
+            **loaded.info,
             **pad_info(tokenizer),
         }
         return TaskData(splits=DatasetDict(encoded), info=info, evaluation=groups)

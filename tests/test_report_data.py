@@ -1,0 +1,58 @@
+"""Report pieces that depend on how the data was split: same-fraction references, duplicate warnings."""
+
+import json
+
+from peftbench.report import summary_rows, verdict
+from peftbench.report.collect import Cell, data_warnings
+
+
+def _cell(tmp_path, name, method, fraction, correct, duplicates=0):
+    folder = tmp_path / name
+    folder.mkdir()
+    rows = [{"label": "a", "prediction": "a" if ok else "b"} for ok in correct]
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = {"data_fraction": fraction, "sizes": {"test": len(rows)}, "train_test_duplicates": duplicates}
+    run = {
+        "method": {"name": method},
+        "kind": "method",
+        "seed": 1,
+        "metrics": {"test": {"accuracy": sum(correct) / len(correct)}},
+        "efficiency": {},
+        "data": data,
+        "_dir": str(folder),
+    }
+    return Cell(name, [run])
+
+
+def test_each_cell_is_compared_with_the_reference_at_its_own_fraction(tmp_path):
+    right = [True] * 8 + [False] * 2
+    cells = [
+        _cell(tmp_path, "full@frac0.5", "full", 0.5, right),
+        _cell(tmp_path, "full@frac1", "full", 1.0, [True] * 10),
+        _cell(tmp_path, "lora@frac0.5", "lora", 0.5, right),
+        _cell(tmp_path, "lora@frac1", "lora", 1.0, [True] * 10),
+    ]
+    rows = {r["cell"]: r for r in summary_rows(cells, cells[0], ["accuracy"], "classification")}
+    assert rows["lora@frac0.5"]["delta_accuracy"] == 0 and rows["lora@frac1"]["delta_accuracy"] == 0
+    assert rows["lora@frac0.5"]["p_value"] == 1.0 and rows["lora@frac1"]["p_value"] == 1.0
+    sentences = verdict(list(rows.values()), "full@frac0.5", "accuracy")
+    assert any("**lora@frac1** reaches 100.0% of full@frac1's" in s for s in sentences)
+
+
+def test_runs_at_different_fractions_are_never_paired(tmp_path):
+    from peftbench.report.collect import paired_test
+
+    mine = _cell(tmp_path, "lora@frac0.5", "lora", 0.5, [True] * 10)
+    other = _cell(tmp_path, "full@frac1", "full", 1.0, [False] * 10)
+    assert paired_test(mine, other, "classification") is None
+
+
+def test_train_test_duplicates_become_one_warning(tmp_path):
+    cells = [
+        _cell(tmp_path, "full", "full", 1.0, [True] * 10, duplicates=1),
+        _cell(tmp_path, "lora", "lora", 1.0, [True] * 10, duplicates=1),
+    ]
+    assert data_warnings(cells) == [
+        "data: 1 of 10 test examples also occur in the train split (exact duplicate inputs), "
+        "so their scores can reflect memorisation"
+    ]
