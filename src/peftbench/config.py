@@ -1,5 +1,6 @@
 """Typed experiment configs: defaults <- YAML <- command-line overrides."""
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -7,6 +8,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from peftbench.errors import PeftbenchError, closest
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
+NAME_FORM = "letters, digits and . _ + = -, starting with a letter or digit (it becomes a folder name)"
+
+
+def check_name(name: str, what: str) -> str:
+    """A name that becomes a folder: no separators, no '..', no spaces, nothing absolute."""
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 200:
+        raise PeftbenchError(f"{what} '{name}' is not a valid name; use {NAME_FORM}")
+    return name
+
+
+def _path_safe(name: str | None) -> str | None:
+    if name is not None and (not re.fullmatch(NAME_PATTERN, name) or len(name) > 200):
+        raise ValueError(f"'{name}' is not a valid name; use {NAME_FORM}")
+    return name
 
 
 class Strict(BaseModel):
@@ -136,6 +153,8 @@ class MethodConfig(BaseModel):
         description="Values to sweep, e.g. {r: [4, 8], learning_rate: [1e-4, 3e-4]}: one run per combination",
     )
 
+    _safe_name = field_validator("name")(_path_safe)
+
     @field_validator("sweep")
     @classmethod
     def _non_empty_sweep(cls, sweep: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
@@ -154,7 +173,7 @@ class MethodConfig(BaseModel):
 
 
 class ExperimentConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: str
     task: str = Field("classification", description="classification, causal_lm or generation")
     model: ModelConfig
     data: DataConfig
@@ -173,6 +192,8 @@ class ExperimentConfig(Strict):
     launcher: LauncherConfig = LauncherConfig()
     output_dir: str = "runs"
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
+
+    _safe_name = field_validator("name")(_path_safe)
 
     @field_validator("model", mode="before")
     @classmethod
