@@ -1,9 +1,13 @@
 """Catalogue of issue 14: each bad name, corrupted file, override or number ends in one error line."""
 
+from pathlib import Path
+
 import pytest
 
+from peftbench import executor, lr_search, results
 from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
+from peftbench.report.collect import load_cells
 
 
 @pytest.mark.parametrize("name", ["../../../escaped", "/tmp/abs", "..", ".", "a/b", "with space", "", "-x"])
@@ -30,3 +34,34 @@ def test_valid_names_pass(experiment):
     experiment["name"] = "exp_1.v2"
     experiment["methods"][0]["name"] = "full-lr1e-3+x=y"
     assert build_config(experiment).methods[0].run_name == "full-lr1e-3+x=y"
+
+
+def _finished_run(folder: Path, config_hash: str = "h") -> Path:
+    results.write_json(folder / results.RESULT_FILE, {"run": folder.name, "method": {"name": "full"}})
+    results.mark(folder, "complete", config_hash=config_hash)
+    return folder
+
+
+@pytest.mark.parametrize("damaged", [results.RESULT_FILE, results.STATUS_FILE])
+def test_a_truncated_file_skips_that_run_with_a_warning(tmp_path, capsys, damaged):
+    good, bad = _finished_run(tmp_path / "good"), _finished_run(tmp_path / "bad")
+    text = (bad / damaged).read_text()
+    (bad / damaged).write_text(text[: len(text) // 2])
+    assert [r["run"] for r in results.finished_results(tmp_path)] == ["good"]
+    assert [c.name for c in load_cells(tmp_path)] == ["good"]
+    warning = capsys.readouterr().err
+    assert f"warning: skipped damaged {bad / damaged}" in warning and "peftbench run" in warning
+    assert warning.count("warning:") == 1  # once per file, not once per reader
+    assert executor._is_cached(good, "h") and not executor._is_cached(bad, "h")
+
+
+def test_a_status_that_is_not_an_object_is_damaged(tmp_path):
+    run = _finished_run(tmp_path / "run")
+    (run / results.STATUS_FILE).write_text("[1, 2]")
+    assert results.read_status(run) == "unknown" and results.finished_results(tmp_path) == []
+
+
+def test_a_damaged_search_record_cannot_be_chosen(tmp_path):
+    run = _finished_run(tmp_path / "search")
+    (run / lr_search.SEARCH_FILE).write_text('{"validation": {"loss"')
+    assert lr_search._trial(run, 1e-3, "loss") == {"learning_rate": 1e-3, "value": None, "status": "damaged"}

@@ -22,7 +22,9 @@ from peftbench.worker import execute, spec_to_json
 
 def _is_cached(folder: Path, config_hash: str) -> bool:
     status = results.read_status_file(folder)
-    return status.get("status") == "complete" and status.get("config_hash") == config_hash
+    if status.get("status") != "complete" or status.get("config_hash") != config_hash:
+        return False
+    return results.read_json(folder / results.RESULT_FILE) is not None
 
 
 def _eta(durations: list[float], remaining: int) -> str:

@@ -2,6 +2,8 @@
 
 import json
 import os
+import socket
+import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,22 +68,68 @@ def mark(run_dir: Path, status: str, **details: Any) -> None:
 
 def begin(run_dir: Path, **details: Any) -> None:
     (run_dir / RESULT_FILE).unlink(missing_ok=True)
-    mark(run_dir, "running", pid=os.getpid(), **details)
+    mark(run_dir, "running", pid=os.getpid(), host=socket.gethostname(), **details)
+
+
+_warned: set[Path] = set()
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in path; None (with one warning per file) when it is missing, truncated or not an
+    object, so one damaged run never makes a whole experiment unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        if isinstance(data, dict):
+            return data
+        problem = f"holds {type(data).__name__}, not an object"
+    if path not in _warned:
+        _warned.add(path)
+        print(
+            f"warning: skipped damaged {path} ({problem}); `peftbench run` on the experiment redoes that run",
+            file=sys.stderr,
+        )
+    return None
+
+
+def _process_gone(status: dict) -> bool:
+    """A 'running' status written on this machine by a process that no longer exists."""
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int) or (host is not None and host != socket.gethostname()):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def read_status_file(run_dir: Path) -> dict:
-    path = run_dir / STATUS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """status.json, {} when missing or damaged; a 'running' run whose process is gone reads interrupted."""
+    status = read_json(run_dir / STATUS_FILE) or {}
+    if status.get("status") == "running" and _process_gone(status):
+        return {**status, "status": "interrupted", "error": f"process {status['pid']} ended without a status"}
+    return status
 
 
 def read_status(run_dir: Path) -> str:
     return read_status_file(run_dir).get("status", "unknown")
 
 
+def read_result(run_dir: Path) -> dict | None:
+    """The run's result.json when its status says complete and the file is readable."""
+    if read_status(run_dir) != "complete":
+        return None
+    return read_json(run_dir / RESULT_FILE)
+
+
 def finished_results(root: Path) -> list[dict]:
     """result.json of every complete run under root (a run folder or an experiment folder)."""
-    found = []
-    for result_path in sorted(Path(root).rglob(RESULT_FILE)):
-        if read_status(result_path.parent) == "complete":
-            found.append(json.loads(result_path.read_text()))
-    return found
+    found = (read_result(path.parent) for path in sorted(Path(root).rglob(RESULT_FILE)))
+    return [result for result in found if result is not None]

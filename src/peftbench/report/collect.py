@@ -9,7 +9,7 @@ import numpy as np
 from sacrebleu.metrics import BLEU
 
 from peftbench.errors import PeftbenchError
-from peftbench.results import RESULT_FILE, read_status
+from peftbench.results import RESULT_FILE, read_result
 from peftbench.stats import (
     SIGNIFICANCE,
     accuracy_resolution,
@@ -49,9 +49,9 @@ class Cell:
 def load_cells(root: Path) -> list[Cell]:
     cells: dict[str, Cell] = {}
     for path in sorted(Path(root).rglob(RESULT_FILE)):
-        if read_status(path.parent) != "complete":
+        result = read_result(path.parent)
+        if result is None:
             continue
-        result = json.loads(path.read_text())
         result["_dir"] = str(path.parent)
         name = result.get("cell") or result["run"]
         cells.setdefault(name, Cell(name)).runs.append(result)
