@@ -1,5 +1,9 @@
 """Catalogue of issue 14: each bad name, corrupted file, override or number ends in one error line."""
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +69,14 @@ def test_a_damaged_search_record_cannot_be_chosen(tmp_path):
     run = _finished_run(tmp_path / "search")
     (run / lr_search.SEARCH_FILE).write_text('{"validation": {"loss"')
     assert lr_search._trial(run, 1e-3, "loss") == {"learning_rate": 1e-3, "value": None, "status": "damaged"}
+
+
+def test_a_running_status_whose_process_is_gone_reads_interrupted(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = tmp_path / "run"
+    results.mark(run, "running", pid=dead.pid, host=socket.gethostname(), config_hash="h")
+    assert results.read_status(run) == "interrupted"
+    assert not executor._is_cached(run, "h")
+    results.mark(run, "running", pid=os.getpid(), host=socket.gethostname())
+    assert results.read_status(run) == "running"

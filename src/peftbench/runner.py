@@ -99,8 +99,8 @@ def run_folder(run_dir: Path, config_hash: str | None = None):
     results.begin(run_dir, **keyed)
     try:
         yield run_dir
-    except KeyboardInterrupt:
-        results.mark(run_dir, "interrupted", **keyed)
+    except KeyboardInterrupt as stop:
+        results.mark(run_dir, "interrupted", signal=str(stop) or "SIGINT", **keyed)
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,78 @@
+"""Signals: SIGTERM/SIGINT to `peftbench run` mark the run interrupted in one line; a worker whose parent
+was killed stops; the next `peftbench run` finishes the experiment."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from peftbench import results
+
+pytestmark = pytest.mark.slow
+
+
+def _start(tmp_path, experiment, epochs: float = 400) -> tuple[subprocess.Popen, Path]:
+    experiment["methods"] = [{"method": "full"}]
+    experiment["baselines"] = False
+    experiment["training"]["epochs"] = epochs
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    command = [sys.executable, "-c", "from peftbench.cli import app; app()", "run", str(path)]
+    log = (tmp_path / "output.txt").open("w")  # a file, not a pipe: a full pipe would block the worker
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    return process, tmp_path / "runs" / "tiny" / "full"
+
+
+def _wait_for_training(process: subprocess.Popen, run_dir: Path, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        status = results.read_json(run_dir / results.STATUS_FILE) or {}
+        if status.get("status") == "running":
+            time.sleep(3)  # into the training loop
+            return status
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("the run never started: " + (run_dir.parents[2] / "output.txt").read_text())
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (a container's init may never reap an orphan)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_parent_marks_the_run_interrupted_in_one_line(tmp_path, experiment, stop):
+    process, run_dir = _start(tmp_path, experiment)
+    worker = _wait_for_training(process, run_dir)["pid"]
+    process.send_signal(stop)
+    process.wait(timeout=60)
+    output = (tmp_path / "output.txt").read_text()
+    assert process.returncode == 128 + stop, output
+    assert "Traceback" not in output
+    assert f"error: interrupted by {stop.name} during run full" in output.replace("\n", " ")
+    status = json.loads((run_dir / results.STATUS_FILE).read_text())
+    assert status["status"] == "interrupted" and status["signal"] == stop.name
+    assert not _alive(worker)
+
+
+def test_a_worker_stops_when_its_parent_is_killed(tmp_path, experiment):
+    process, run_dir = _start(tmp_path, experiment)
+    worker = _wait_for_training(process, run_dir)["pid"]
+    process.kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and results.read_status(run_dir) == "running":
+        time.sleep(0.2)
+    assert json.loads((run_dir / results.STATUS_FILE).read_text())["status"] == "interrupted"
+    while time.monotonic() < deadline + 30 and _alive(worker):
+        time.sleep(0.2)
+    assert not _alive(worker)
