@@ -7,11 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from filelock import FileLock
+from typer.testing import CliRunner
 
 from peftbench import executor, lr_search, results
-from peftbench.config import build_config
+from peftbench.cli import app
+from peftbench.config import apply_overrides, build_config
 from peftbench.errors import PeftbenchError
 from peftbench.report.collect import load_cells
+
+runner = CliRunner()
 
 
 @pytest.mark.parametrize("name", ["../../../escaped", "/tmp/abs", "..", ".", "a/b", "with space", "", "-x"])
@@ -80,3 +86,56 @@ def test_a_running_status_whose_process_is_gone_reads_interrupted(tmp_path):
     assert not executor._is_cached(run, "h")
     results.mark(run, "running", pid=os.getpid(), host=socket.gethostname())
     assert results.read_status(run) == "running"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("learning_rate", float("inf"), "finite number"),
+        ("learning_rate", float("nan"), "finite number"),
+        ("batch_size", True, "not true/false"),
+        ("epochs", False, "not true/false"),
+    ],
+)
+def test_numbers_must_be_finite_numbers(experiment, key, value, problem):
+    experiment["training"][key] = value
+    with pytest.raises(PeftbenchError, match=f"training.{key}.*{problem}"):
+        build_config(experiment)
+
+
+def test_yaml_infinity_and_booleans_in_files_and_lists(experiment):
+    experiment["methods"][0]["learning_rate"] = float("inf")
+    with pytest.raises(PeftbenchError, match="methods.0.learning_rate"):
+        build_config(experiment)
+    experiment["methods"][0]["learning_rate"] = 1e-3
+    experiment["seeds"] = [1, True]
+    with pytest.raises(PeftbenchError, match="seeds.*not true/false"):
+        build_config(experiment)
+
+
+def test_a_broken_override_is_one_error_line(experiment):
+    with pytest.raises(PeftbenchError, match=r"override 'training.epochs=\[1': the value is not valid YAML"):
+        apply_overrides(experiment, ["training.epochs=[1"])
+
+
+def test_an_output_dir_that_is_a_file_fails_before_the_model_loads(tmp_path, experiment):
+    (tmp_path / "runs").write_text("not a folder")
+    experiment["model"] = "no-such-model-is-loaded"
+    result = runner.invoke(app, ["run", str(_yaml(tmp_path, experiment))])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "error: cannot write to the experiment folder" in result.output.replace("\n", " ")
+
+
+def test_a_second_run_on_the_same_experiment_is_refused(tmp_path, experiment):
+    folder = tmp_path / "runs" / "tiny"
+    folder.mkdir(parents=True)
+    with FileLock(folder / executor.LOCK_FILE):
+        result = runner.invoke(app, ["run", str(_yaml(tmp_path, experiment))])
+    assert result.exit_code == 2
+    assert "is in use by another `peftbench run`" in result.output.replace("\n", " ")
+
+
+def _yaml(tmp_path: Path, experiment: dict) -> Path:
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    return path

@@ -2,10 +2,10 @@
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from peftbench.errors import PeftbenchError, closest
 
@@ -26,8 +26,35 @@ def _path_safe(name: str | None) -> str | None:
     return name
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _numeric(annotation: Any) -> bool:
+    """int or float (alone, optional, in a list), not bool: YAML's true must not pass as 1."""
+    kinds = set()
+    stack = [annotation]
+    while stack:
+        item = stack.pop()
+        kinds.add(item)
+        stack.extend(get_args(item))
+    return bool(kinds & {int, float}) and bool not in kinds
+
+
+class NumbersAreNumbers(BaseModel):
+    """Numeric fields take finite numbers only: no .inf/.nan, no true/false."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in values) and _numeric(
+            cls.model_fields[info.field_name].annotation
+        ):
+            raise ValueError("expected a number, not true/false")
+        return value
+
+
+class Strict(NumbersAreNumbers):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(Strict):
@@ -140,10 +167,10 @@ class LauncherConfig(Strict):
     config_file: str | None = Field(None, description="accelerate config (FSDP, DeepSpeed, several machines)")
 
 
-class MethodConfig(BaseModel):
+class MethodConfig(NumbersAreNumbers):
     """One method entry: `method` picks the registry entry; other keys are that method's options."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     method: str
     name: str | None = Field(None, description="Run name; defaults to the method name")
     learning_rate: float | None = Field(None, gt=0, description="Overrides training.learning_rate")
@@ -252,7 +279,14 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise PeftbenchError(f"override '{path}': '{key}' is not a section")
-        node[keys[-1]] = yaml.safe_load(value)
+        try:
+            node[keys[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise PeftbenchError(
+                f"override '{item}': the value is not valid YAML ({problem}); quote strings, close brackets "
+                "(e.g. --set 'training.epochs=1' or --set 'methods.0.target_modules=[query, value]')"
+            ) from None
     return raw
 
 

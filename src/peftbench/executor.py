@@ -3,10 +3,14 @@ runs whose folder already holds a complete result for the same config hash."""
 
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from rich.console import Console
 
 from peftbench import lr_search, results
@@ -187,6 +191,41 @@ def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig
     return chosen, failed + unusable
 
 
+LOCK_FILE = ".peftbench.lock"
+
+
+def _check_writable(directory: Path) -> None:
+    """Before any model loads: the experiment folder exists (or can be made) and takes files."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__
+        raise PeftbenchError(
+            f"cannot write to the experiment folder '{directory}' ({problem}); set output_dir to a writable "
+            "folder (not a file)"
+        ) from None
+
+
+@contextmanager
+def _experiment_lock(directory: Path) -> Iterator[None]:
+    """One `peftbench run` per experiment folder: a second one would redo the same runs and disturb the
+    timings of the first."""
+    lock = FileLock(directory / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise PeftbenchError(
+            f"experiment folder '{directory}' is in use by another `peftbench run` (lock {LOCK_FILE}); wait "
+            "for it to finish, or give this run another name or output_dir"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_grid(
     config: ExperimentConfig,
     force: bool = False,
@@ -203,7 +242,8 @@ def run_grid(
     config = with_resolved_precision(config)  # 'auto' becomes what this machine runs, in every run's hash
     expand(config)  # fails fast on repeated run names
     directory = Path(config.output_dir) / config.name
-    with SignalGuard() as guard:
+    _check_writable(directory)
+    with _experiment_lock(directory), SignalGuard() as guard:
         try:
             return directory, _run_grid(config, directory, console or Console(), force, inline, ray, guard)
         except KeyboardInterrupt:
