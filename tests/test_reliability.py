@@ -1,5 +1,6 @@
 """Catalogue of issue 14: each bad name, corrupted file, override or number ends in one error line."""
 
+import errno
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from peftbench.cli import app
 from peftbench.config import apply_overrides, build_config
 from peftbench.errors import PeftbenchError
 from peftbench.report.collect import load_cells
+from peftbench.runner import run_folder
 
 runner = CliRunner()
 
@@ -139,3 +141,41 @@ def _yaml(tmp_path: Path, experiment: dict) -> Path:
     path = tmp_path / "e.yaml"
     path.write_text(yaml.safe_dump(experiment))
     return path
+
+
+def test_a_full_disk_marks_the_run_failed_with_the_fix(tmp_path):
+    with pytest.raises(OSError), run_folder(tmp_path / "run"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    status = results.read_status_file(tmp_path / "run")
+    assert status["status"] == "failed" and "free disk space under output_dir" in status["error"]
+
+
+def test_when_not_even_the_status_can_be_written_the_grid_marks_the_run(tmp_path, monkeypatch):
+    real_mark = results.mark
+
+    def disk_full(run_dir, status, **details):
+        if status != "running":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_mark(run_dir, status, **details)
+
+    monkeypatch.setattr(results, "mark", disk_full)
+    with pytest.raises(ValueError, match="the run's own error"), run_folder(tmp_path / "run", "h"):
+        raise ValueError("the run's own error")
+    monkeypatch.setattr(results, "mark", real_mark)
+    assert executor._outcome([tmp_path / "run"], 1) == [
+        "run: worker process exited with code 1 before the run finished (crash or out of memory)"
+    ]
+    assert results.read_status_file(tmp_path / "run")["config_hash"] == "h"
+
+
+@pytest.mark.slow
+def test_an_unwritable_run_folder_fails_that_run_and_the_grid_goes_on(tmp_path, experiment):
+    experiment["methods"] = [{"method": "head", "name": "a"}, {"method": "head", "name": "b"}]
+    experiment["baselines"] = False
+    (tmp_path / "runs" / "tiny").mkdir(parents=True)
+    (tmp_path / "runs" / "tiny" / "a").write_text("a file where the run folder should be")
+    result = runner.invoke(app, ["run", str(_yaml(tmp_path, experiment)), "--inline"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error: run a: worker process exited" in result.output.replace("\n", " ")
+    assert "status could not be written" in result.output.replace("\n", " ")
+    assert results.read_status(tmp_path / "runs" / "tiny" / "b") == "complete"

@@ -1,5 +1,6 @@
 """Run folders: status markers, atomic writes, and reading finished results back."""
 
+import contextlib
 import json
 import os
 import socket
@@ -64,6 +65,12 @@ def redact(data: Any) -> Any:
 def mark(run_dir: Path, status: str, **details: Any) -> None:
     """status is running, complete, failed or interrupted; only complete runs have a result.json."""
     write_json(run_dir / STATUS_FILE, {"status": status, "time": now(), **details})
+
+
+def mark_if_possible(run_dir: Path, status: str, **details: Any) -> None:
+    """mark, unless the disk is full or the folder unwritable: then the grid process marks the run."""
+    with contextlib.suppress(OSError):
+        mark(run_dir, status, **details)
 
 
 def begin(run_dir: Path, **details: Any) -> None:

@@ -1,6 +1,7 @@
 """Run an experiment: shared data and base model, baselines, then every method through the same loop."""
 
 import copy
+import errno
 import platform
 import traceback
 from contextlib import contextmanager
@@ -100,11 +101,13 @@ def run_folder(run_dir: Path, config_hash: str | None = None):
     try:
         yield run_dir
     except KeyboardInterrupt as stop:
-        results.mark(run_dir, "interrupted", signal=str(stop) or "SIGINT", **keyed)
+        results.mark_if_possible(run_dir, "interrupted", signal=str(stop) or "SIGINT", **keyed)
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        results.mark(run_dir, "failed", error=error, traceback=traceback.format_exc(), **keyed)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            error += "; free disk space under output_dir, then `peftbench run` again redoes this run"
+        results.mark_if_possible(run_dir, "failed", error=error, traceback=traceback.format_exc(), **keyed)
         raise
     results.mark(run_dir, "complete", **keyed)
 
