@@ -3,6 +3,7 @@
 import errno
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,42 @@ def test_an_unwritable_run_folder_fails_that_run_and_the_grid_goes_on(tmp_path, 
     assert "error: run a: worker process exited" in result.output.replace("\n", " ")
     assert "status could not be written" in result.output.replace("\n", " ")
     assert results.read_status(tmp_path / "runs" / "tiny" / "b") == "complete"
+
+
+SECRET = "hf_SecretValue1234"
+
+
+def test_every_written_file_loses_secret_substrings(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    results.write_atomic(tmp_path / "predictions.jsonl", f'{{"text": "prefix {SECRET} suffix"}}\\n')
+    results.write_json(tmp_path / "a.json", {"model": f"https://user:{SECRET}@host/m"})
+    for path in (tmp_path / "predictions.jsonl", tmp_path / "a.json"):
+        assert SECRET not in path.read_text() and "<redacted>" in path.read_text()
+
+
+def test_library_files_in_a_finished_run_are_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    with run_folder(tmp_path / "run") as run_dir:
+        (run_dir / "adapter").mkdir()
+        (run_dir / "adapter" / "adapter_config.json").write_text(f'{{"base_model_name_or_path": "{SECRET}"}}')
+    assert SECRET not in (tmp_path / "run" / "adapter" / "adapter_config.json").read_text()
+
+
+def test_tokenizer_names_are_not_secrets(monkeypatch):
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false-but-long")
+    data = {
+        "tokenizer_name_or_path": "bert-base",
+        "hub_token": "x",
+        "access_token": "y",
+        "text": "false-but-long",
+    }
+    assert results.redact(data) == {**data, "hub_token": "<redacted>", "access_token": "<redacted>"}
+
+
+def test_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        results.write_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640

@@ -109,6 +109,7 @@ def run_folder(run_dir: Path, config_hash: str | None = None):
             error += "; free disk space under output_dir, then `peftbench run` again redoes this run"
         results.mark_if_possible(run_dir, "failed", error=error, traceback=traceback.format_exc(), **keyed)
         raise
+    results.redact_folder(run_dir)
     results.mark(run_dir, "complete", **keyed)
 
 
