@@ -114,6 +114,12 @@ class TrainingConfig(Strict):
     )
     early_stopping_patience: int | None = Field(None, gt=0)
     logging_steps: int = Field(10, gt=0)
+    checkpoint_every: int | None = Field(
+        None,
+        gt=0,
+        description="Save a checkpoint every N optimizer steps (only the last kept); an interrupted run "
+        "resumes from it. Default: none (an interrupted run starts again from step 0)",
+    )
     report_to: list[str] = Field(
         [], description="Experiment trackers, passed to the Trainer: tensorboard, mlflow, wandb, ..."
     )
@@ -271,20 +277,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides; values are parsed as YAML scalars (safe loader)."""
     for item in overrides:
         if "=" not in item:
-            raise PeftbenchError(f"override '{item}' has no '='; write it as key.path=value")
+            raise PeftbenchError(f"override {item!r} has no '='; write it as key.path=value")
         path, value = item.split("=", 1)
         node = raw
         keys = path.strip().split(".")
         for key in keys[:-1]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
-                raise PeftbenchError(f"override '{path}': '{key}' is not a section")
+                raise PeftbenchError(f"override {path!r}: {key!r} is not a section")
         try:
             node[keys[-1]] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             problem = str(exc).splitlines()[0]
             raise PeftbenchError(
-                f"override '{item}': the value is not valid YAML ({problem}); quote strings, close brackets "
+                f"override {item!r}: the value is not valid YAML ({problem}); quote strings, close brackets "
                 "(e.g. --set 'training.epochs=1' or --set 'methods.0.target_modules=[query, value]')"
             ) from None
     return raw
