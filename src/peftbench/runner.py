@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from peftbench import RESULT_SCHEMA_VERSION, __version__, models, results
+from peftbench import RESULT_SCHEMA_VERSION, __version__, checkpoints, models, results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
@@ -97,6 +97,9 @@ def run_folder(run_dir: Path, config_hash: str | None = None):
     """Marks the run running; complete only if the body finished, else failed or interrupted."""
     run_dir.mkdir(parents=True, exist_ok=True)
     keyed = {"config_hash": config_hash}
+    previous = results.read_status_file(run_dir)
+    if previous.get("status") == "complete" or previous.get("config_hash") != config_hash:
+        checkpoints.drop_checkpoints(run_dir / "trainer")  # another config's: never resumed from
     results.begin(run_dir, **keyed)
     try:
         yield run_dir
@@ -254,6 +257,7 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
         result["training"] = training.model_dump()
         result["history"] = outcome.history
+        result["resumed_from"] = outcome.resumed
         result["efficiency"] = {
             **count_parameters(model),
             **_save_artifact(model, method.ships, run_dir, config.save_full_model),
