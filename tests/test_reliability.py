@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 from filelock import FileLock
+from transformers import TrainerControl
 from typer.testing import CliRunner
 
 from peftbench import executor, lr_search, results
+from peftbench.checkpoints import SaveEveryMinutes
 from peftbench.cli import app
 from peftbench.config import apply_overrides, build_config
 from peftbench.errors import PeftbenchError
 from peftbench.report.collect import load_cells
 from peftbench.runner import run_folder
+from peftbench.training import _arguments
 
 runner = CliRunner()
 
@@ -219,3 +222,27 @@ def test_files_follow_the_umask(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
+
+
+def test_a_checkpoint_is_asked_for_every_n_minutes():
+    now = [0.0]
+    callback = SaveEveryMinutes(2, clock=lambda: now[0])
+    control = TrainerControl()
+    now[0] = 119
+    callback.on_step_end(None, None, control)
+    assert not control.should_save
+    now[0] = 120
+    callback.on_step_end(None, None, control)
+    assert control.should_save
+    callback.on_save(None, None, control)
+    control.should_save = False
+    now[0] = 200
+    callback.on_step_end(None, None, control)
+    assert not control.should_save
+
+
+def test_checkpoint_every_turns_on_step_checkpoints(experiment):
+    experiment["training"]["checkpoint_every"] = 7
+    config = build_config(experiment).training
+    arguments = _arguments(config, Path("out"), 0, evaluate=False, loss_only=False)
+    assert (arguments.save_strategy, arguments.save_steps, arguments.save_total_limit) == ("steps", 7, 1)

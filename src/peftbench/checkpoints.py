@@ -51,3 +51,18 @@ class CheckpointClock(TrainerCallback):
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if folder.is_dir() and state.is_world_process_zero:
             (folder / CLOCK_FILE).write_text(json.dumps({"train_seconds": self.elapsed()}))
+
+
+class SaveEveryMinutes(TrainerCallback):
+    """Asks the Trainer for a checkpoint once `minutes` passed since the last one (or the start)."""
+
+    def __init__(self, minutes: float, clock=time.monotonic) -> None:
+        self.seconds, self.clock = minutes * 60, clock
+        self.last = clock()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.clock() - self.last >= self.seconds:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.last = self.clock()

@@ -120,6 +120,9 @@ class TrainingConfig(Strict):
         description="Save a checkpoint every N optimizer steps (only the last kept); an interrupted run "
         "resumes from it. Default: none (an interrupted run starts again from step 0)",
     )
+    checkpoint_minutes: float | None = Field(
+        None, gt=0, description="Also save a checkpoint when this many minutes passed since the last one"
+    )
     report_to: list[str] = Field(
         [], description="Experiment trackers, passed to the Trainer: tensorboard, mlflow, wandb, ..."
     )

@@ -229,6 +229,8 @@ def train(
     resume = checkpoints.last_checkpoint(output_dir)
     before = checkpoints.seconds_before(resume)
     trainer.add_callback(checkpoints.CheckpointClock(before))
+    if config.checkpoint_minutes:
+        trainer.add_callback(checkpoints.SaveEveryMinutes(config.checkpoint_minutes))
     if run_config is not None and config.report_to:
         trainer.add_callback(
             RunConfigCallback(run_config, config.report_to, trainer.callback_handler.callbacks)
