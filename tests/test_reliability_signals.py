@@ -28,7 +28,9 @@ def _start(tmp_path, experiment, epochs: float = 400) -> tuple[subprocess.Popen,
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     command = [sys.executable, "-c", "from peftbench.cli import app; app()", "run", str(path)]
     log = (tmp_path / "output.txt").open("w")  # a file, not a pipe: a full pipe would block the worker
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     return process, tmp_path / "runs" / "tiny" / "full"
 
 
@@ -52,11 +54,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_to_the_parent_marks_the_run_interrupted_in_one_line(tmp_path, experiment, stop):
+@pytest.mark.parametrize(
+    ("stop", "to_group"), [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["sigterm", "ctrl-c"]
+)
+def test_a_signal_to_the_parent_marks_the_run_interrupted_in_one_line(tmp_path, experiment, stop, to_group):
     process, run_dir = _start(tmp_path, experiment)
     worker = _wait_for_training(process, run_dir)["pid"]
-    process.send_signal(stop)
+    if to_group:  # what a terminal's Ctrl-C does: the whole foreground process group
+        os.killpg(process.pid, stop)
+    else:
+        process.send_signal(stop)
     process.wait(timeout=60)
     output = (tmp_path / "output.txt").read_text()
     assert process.returncode == 128 + stop, output
