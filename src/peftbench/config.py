@@ -1,16 +1,60 @@
 """Typed experiment configs: defaults <- YAML <- command-line overrides."""
 
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from peftbench.errors import PeftbenchError, closest
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
+NAME_FORM = "letters, digits and . _ + = -, starting with a letter or digit (it becomes a folder name)"
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+def check_name(name: str, what: str) -> str:
+    """A name that becomes a folder: no separators, no '..', no spaces, nothing absolute."""
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 200:
+        raise PeftbenchError(f"{what} '{name}' is not a valid name; use {NAME_FORM}")
+    return name
+
+
+def _path_safe(name: str | None) -> str | None:
+    if name is not None and (not re.fullmatch(NAME_PATTERN, name) or len(name) > 200):
+        raise ValueError(f"'{name}' is not a valid name; use {NAME_FORM}")
+    return name
+
+
+def _numeric(annotation: Any) -> bool:
+    """int or float (alone, optional, in a list), not bool: YAML's true must not pass as 1."""
+    kinds = set()
+    stack = [annotation]
+    while stack:
+        item = stack.pop()
+        kinds.add(item)
+        stack.extend(get_args(item))
+    return bool(kinds & {int, float}) and bool not in kinds
+
+
+class NumbersAreNumbers(BaseModel):
+    """Numeric fields take finite numbers only: no .inf/.nan, no true/false."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in values) and _numeric(
+            cls.model_fields[info.field_name].annotation
+        ):
+            raise ValueError("expected a number, not true/false")
+        return value
+
+
+class Strict(NumbersAreNumbers):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(Strict):
@@ -85,6 +129,15 @@ class TrainingConfig(Strict):
     )
     early_stopping_patience: int | None = Field(None, gt=0)
     logging_steps: int = Field(10, gt=0)
+    checkpoint_every: int | None = Field(
+        None,
+        gt=0,
+        description="Save a checkpoint every N optimizer steps (only the last kept); an interrupted run "
+        "resumes from it. Default: none (an interrupted run starts again from step 0)",
+    )
+    checkpoint_minutes: float | None = Field(
+        None, gt=0, description="Also save a checkpoint when this many minutes passed since the last one"
+    )
     report_to: list[str] = Field(
         [], description="Experiment trackers, passed to the Trainer: tensorboard, mlflow, wandb, ..."
     )
@@ -138,10 +191,10 @@ class LauncherConfig(Strict):
     config_file: str | None = Field(None, description="accelerate config (FSDP, DeepSpeed, several machines)")
 
 
-class MethodConfig(BaseModel):
+class MethodConfig(NumbersAreNumbers):
     """One method entry: `method` picks the registry entry; other keys are that method's options."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     method: str
     name: str | None = Field(None, description="Run name; defaults to the method name")
     learning_rate: float | None = Field(None, gt=0, description="Overrides training.learning_rate")
@@ -151,6 +204,8 @@ class MethodConfig(BaseModel):
         None,
         description="Values to sweep, e.g. {r: [4, 8], learning_rate: [1e-4, 3e-4]}: one run per combination",
     )
+
+    _safe_name = field_validator("name")(_path_safe)
 
     @field_validator("sweep")
     @classmethod
@@ -170,7 +225,7 @@ class MethodConfig(BaseModel):
 
 
 class ExperimentConfig(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: str
     task: str = Field("classification", description="classification, causal_lm or generation")
     model: ModelConfig
     data: DataConfig
@@ -189,6 +244,8 @@ class ExperimentConfig(Strict):
     launcher: LauncherConfig = LauncherConfig()
     output_dir: str = "runs"
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
+
+    _safe_name = field_validator("name")(_path_safe)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -243,15 +300,22 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides; values are parsed as YAML scalars (safe loader)."""
     for item in overrides:
         if "=" not in item:
-            raise PeftbenchError(f"override '{item}' has no '='; write it as key.path=value")
+            raise PeftbenchError(f"override {item!r} has no '='; write it as key.path=value")
         path, value = item.split("=", 1)
         node = raw
         keys = path.strip().split(".")
         for key in keys[:-1]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
-                raise PeftbenchError(f"override '{path}': '{key}' is not a section")
-        node[keys[-1]] = yaml.safe_load(value)
+                raise PeftbenchError(f"override {path!r}: {key!r} is not a section")
+        try:
+            node[keys[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise PeftbenchError(
+                f"override {item!r}: the value is not valid YAML ({problem}); quote strings, close brackets "
+                "(e.g. --set 'training.epochs=1' or --set 'methods.0.target_modules=[query, value]')"
+            ) from None
     return raw
 
 

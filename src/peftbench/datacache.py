@@ -16,6 +16,7 @@ from datasets import load_from_disk
 from peftbench import __version__
 from peftbench.config import ExperimentConfig
 from peftbench.models import ModelSource, cache_root
+from peftbench.results import write_atomic
 from peftbench.tasks import Task, TaskData
 
 CACHE_FORMAT = 2
@@ -56,7 +57,7 @@ def _write(folder: Path, data: TaskData) -> None:
     try:
         data.splits.save_to_disk(str(staging / "splits"))
         extra = {"info": data.info, "evaluation": data.evaluation}
-        (staging / "task_data.json").write_text(json.dumps(extra))
+        write_atomic(staging / "task_data.json", json.dumps(extra))
         staging.rename(folder)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # e.g. another process won the race: its copy is used

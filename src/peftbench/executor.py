@@ -2,18 +2,22 @@
 runs whose folder already holds a complete result for the same config hash."""
 
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from rich.console import Console
 
 from peftbench import lr_search, results
 from peftbench.config import ExperimentConfig
 from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec, expand, expand_methods
+from peftbench.interrupts import Interrupted, SignalGuard
 from peftbench.ray_executor import RayOptions
 from peftbench.runner import baseline_names, preflight, prepare_workspace
 from peftbench.training import with_resolved_precision
@@ -22,7 +26,9 @@ from peftbench.worker import execute, spec_to_json
 
 def _is_cached(folder: Path, config_hash: str) -> bool:
     status = results.read_status_file(folder)
-    return status.get("status") == "complete" and status.get("config_hash") == config_hash
+    if status.get("status") != "complete" or status.get("config_hash") != config_hash:
+        return False
+    return results.read_json(folder / results.RESULT_FILE) is not None
 
 
 def _eta(durations: list[float], remaining: int) -> str:
@@ -49,24 +55,41 @@ def launch_command(spec: RunSpec, spec_file: Path) -> list[str]:
     return [sys.executable, *worker]
 
 
-def _run_in_subprocess(spec: RunSpec, directory: Path) -> int:
+def _run_in_subprocess(spec: RunSpec, directory: Path, guard: SignalGuard) -> int:
     spec_file = directory / ".specs" / f"{spec.name}.json"
     results.write_atomic(spec_file, spec_to_json(spec))
-    return subprocess.run(launch_command(spec, spec_file), check=False).returncode
+    return guard.run(launch_command(spec, spec_file))
 
 
-def _outcome(folders: list[Path], code: int) -> list[str]:
-    """Failures of this spec's runs; a worker that died mid-run leaves 'running', which becomes failed."""
+def _unfinished(code: int, interrupted: bool) -> dict:
+    if interrupted:
+        return {"status": "interrupted", "error": f"stopped by a signal (worker exit code {code})"}
+    crash = f"worker process exited with code {code} before the run finished (crash or out of memory)"
+    return {"status": "failed", "error": crash}
+
+
+def _outcome(folders: list[Path], code: int, interrupted: bool = False) -> list[str]:
+    """Failures of this spec's runs; a worker that died mid-run leaves 'running', which becomes failed
+    (or interrupted, when a signal stopped it)."""
     failed = []
     for folder in folders:
-        status = results.read_status_file(folder)
+        status = results.read_json(folder / results.STATUS_FILE) or {}  # as written: no pid check
         if status.get("status") == "complete":
             continue
         if status.get("status") in (None, "running"):
-            error = f"worker process exited with code {code} before the run finished (crash or out of memory)"
-            folder.mkdir(parents=True, exist_ok=True)
-            results.mark(folder, "failed", error=error, config_hash=status.get("config_hash"))
-            status = {"status": "failed", "error": error}
+            config_hash = status.get("config_hash")
+            if interrupted:
+                status = {"status": "interrupted", "error": f"stopped by a signal (worker exit code {code})"}
+            else:
+                error = (
+                    f"worker process exited with code {code} before the run finished (crash or out of memory)"
+                )
+                status = {"status": "failed", "error": error}
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                results.mark(folder, status["status"], error=status["error"], config_hash=config_hash)
+            except OSError as exc:
+                status["error"] += f"; its status could not be written ({exc})"
         failed.append(f"{folder.name}: {status.get('error', status.get('status'))}")
     return failed
 
@@ -82,6 +105,7 @@ class _GridLoop:
     inline: bool
     workspaces: dict = field(default_factory=dict)  # inline only: one per seed and data
     ray: RayOptions | None = None  # None: run here, one spec after another
+    guard: SignalGuard = field(default_factory=SignalGuard)
 
     def run(self, specs: list[RunSpec], phase: str) -> list[str]:
         failed: list[str] = []
@@ -102,9 +126,19 @@ class _GridLoop:
             remaining = len(specs) - number + 1
             self.console.rule(f"{phase} {number}/{len(specs)} · {spec.name} · {_eta(durations, remaining)}")
             start = time.perf_counter()
-            code = self._inline(spec) if self.inline else _run_in_subprocess(spec, self.directory)
+            try:
+                code = (
+                    self._inline(spec)
+                    if self.inline
+                    else _run_in_subprocess(spec, self.directory, self.guard)
+                )
+            except KeyboardInterrupt:
+                code = 130
             durations.append(time.perf_counter() - start)
-            failed += _outcome(folders, code)
+            stopped = self.guard.received
+            failed += _outcome(folders, code, interrupted=stopped is not None or code == 130)
+            if stopped is not None or code == 130:
+                raise Interrupted(stopped or 2, f"{phase} {spec.name}")
         return failed
 
     def _on_ray(self, pending: list, phase: str, total: int) -> list[str]:
@@ -126,6 +160,12 @@ class _GridLoop:
         self.console.rule(f"{phase}: {len(work)} of {total} runs sent to {where}")
         run_on_ray(work, self.directory, self.ray, report)
         return failed
+
+    def _execute(self, spec: RunSpec) -> int:
+        try:
+            return self._inline(spec) if self.inline else _run_in_subprocess(spec, self.directory, self.guard)
+        except KeyboardInterrupt:
+            return 130
 
     def _inline(self, spec: RunSpec) -> int:
         key = _workspace_key(spec.config)
@@ -151,6 +191,41 @@ def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig
     return chosen, failed + unusable
 
 
+LOCK_FILE = ".peftbench.lock"
+
+
+def _check_writable(directory: Path) -> None:
+    """Before any model loads: the experiment folder exists (or can be made) and takes files."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__
+        raise PeftbenchError(
+            f"cannot write to the experiment folder '{directory}' ({problem}); set output_dir to a writable "
+            "folder (not a file)"
+        ) from None
+
+
+@contextmanager
+def _experiment_lock(directory: Path) -> Iterator[None]:
+    """One `peftbench run` per experiment folder: a second one would redo the same runs and disturb the
+    timings of the first."""
+    lock = FileLock(directory / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise PeftbenchError(
+            f"experiment folder '{directory}' is in use by another `peftbench run` (lock {LOCK_FILE}); wait "
+            "for it to finish, or give this run another name or output_dir"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_grid(
     config: ExperimentConfig,
     force: bool = False,
@@ -167,15 +242,32 @@ def run_grid(
     config = with_resolved_precision(config)  # 'auto' becomes what this machine runs, in every run's hash
     expand(config)  # fails fast on repeated run names
     directory = Path(config.output_dir) / config.name
+    _check_writable(directory)
+    with _experiment_lock(directory), SignalGuard() as guard:
+        try:
+            return directory, _run_grid(config, directory, console or Console(), force, inline, ray, guard)
+        except KeyboardInterrupt:
+            raise Interrupted(guard.received or 2, "preparation (no run had started)") from None
+
+
+def _run_grid(
+    config: ExperimentConfig,
+    directory: Path,
+    console: Console,
+    force: bool,
+    inline: bool,
+    ray: RayOptions | None,
+    guard: SignalGuard,
+) -> list[str]:
     workspace = prepare_workspace(config.model_copy(update={"methods": expand_methods(config.methods)}))
     preflight(workspace)
     directory.mkdir(parents=True, exist_ok=True)
     results.write_yaml(directory / "experiment.yaml", config.model_dump())
-    loop = _GridLoop(directory, baseline_names(workspace), console or Console(), force, inline, ray=ray)
+    loop = _GridLoop(directory, baseline_names(workspace), console, force, inline, ray=ray, guard=guard)
     if inline:
         loop.workspaces[_workspace_key(config)] = workspace
     del workspace  # subprocess workers load their own; keep the parent small
     failed: list[str] = []
     if config.lr_search:
         config, failed = _search(loop, config)
-    return directory, failed + loop.run(expand(config), "run")
+    return failed + loop.run(expand(config), "run")

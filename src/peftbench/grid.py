@@ -9,7 +9,7 @@ from itertools import product
 from typing import Literal
 
 from peftbench import RESULT_SCHEMA_VERSION
-from peftbench.config import ExperimentConfig, MethodConfig
+from peftbench.config import ExperimentConfig, MethodConfig, check_name
 from peftbench.errors import PeftbenchError
 
 SEARCH_FOLDER = "lr-search"  # learning-rate search runs, apart from the runs they choose for
@@ -74,7 +74,8 @@ def expand_methods(methods: list[MethodConfig]) -> list[MethodConfig]:
         for values in product(*(entry.sweep[k] for k in keys)):
             data = entry.model_dump(exclude={"sweep"}) | dict(zip(keys, values, strict=True))
             suffix = "-".join(f"{SHORT_KEYS.get(k, k)}{_label(v)}" for k, v in zip(keys, values, strict=True))
-            expanded.append(MethodConfig(**{**data, "name": f"{entry.run_name}-{suffix}"}))
+            name = check_name(f"{entry.run_name}-{suffix}", "run name from sweep values")
+            expanded.append(MethodConfig(**{**data, "name": name}))
     return expanded
 
 

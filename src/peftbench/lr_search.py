@@ -4,7 +4,6 @@ rate and is scored on the validation split (never the test split); its final run
 One learning rate for all methods favours some of them (adapters usually want ~10x the full fine-tuning
 rate), so a comparison at a single rate says as much about the rate as about the method."""
 
-import json
 import math
 from pathlib import Path
 
@@ -50,7 +49,9 @@ def _trial(folder: Path, rate: float, metric: str) -> dict:
     status = results.read_status_file(folder).get("status", "missing")
     if status != "complete":
         return {"learning_rate": rate, "value": None, "status": status}
-    outcome = json.loads((folder / SEARCH_FILE).read_text())
+    outcome = results.read_json(folder / SEARCH_FILE)
+    if outcome is None:
+        return {"learning_rate": rate, "value": None, "status": "damaged"}
     value = outcome["validation"].get(metric)
     if value is None or not math.isfinite(value):
         return {"learning_rate": rate, "value": None, "status": "diverged"}

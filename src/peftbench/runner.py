@@ -1,6 +1,7 @@
 """Run an experiment: shared data and base model, baselines, then every method through the same loop."""
 
 import copy
+import errno
 import platform
 import tempfile
 import traceback
@@ -13,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from peftbench import RESULT_SCHEMA_VERSION, __version__, models, results
+from peftbench import RESULT_SCHEMA_VERSION, __version__, checkpoints, models, results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
@@ -97,16 +98,22 @@ def run_folder(run_dir: Path, config_hash: str | None = None):
     """Marks the run running; complete only if the body finished, else failed or interrupted."""
     run_dir.mkdir(parents=True, exist_ok=True)
     keyed = {"config_hash": config_hash}
+    previous = results.read_status_file(run_dir)
+    if previous.get("status") == "complete" or previous.get("config_hash") != config_hash:
+        checkpoints.drop_checkpoints(run_dir / "trainer")  # another config's: never resumed from
     results.begin(run_dir, **keyed)
     try:
         yield run_dir
-    except KeyboardInterrupt:
-        results.mark(run_dir, "interrupted", **keyed)
+    except KeyboardInterrupt as stop:
+        results.mark_if_possible(run_dir, "interrupted", signal=str(stop) or "SIGINT", **keyed)
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        results.mark(run_dir, "failed", error=error, traceback=traceback.format_exc(), **keyed)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            error += "; free disk space under output_dir, then `peftbench run` again redoes this run"
+        results.mark_if_possible(run_dir, "failed", error=error, traceback=traceback.format_exc(), **keyed)
         raise
+    results.redact_folder(run_dir)
     results.mark(run_dir, "complete", **keyed)
 
 
@@ -263,6 +270,7 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         result["training"] = training.model_dump()
         result["learning_rates"] = outcome.learning_rates
         result["history"] = outcome.history
+        result["resumed_from"] = outcome.resumed
         result["efficiency"] = {
             **count_parameters(model),
             **_save_artifact(model, method.ships, run_dir, config.save_full_model),

@@ -13,6 +13,7 @@ from datasets import Dataset
 from torch import nn
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
+from peftbench import checkpoints
 from peftbench.config import ExperimentConfig, TrainingConfig
 from peftbench.errors import PeftbenchError
 from peftbench.measure import EpochTimer, MemoryPhases, PeakMemory
@@ -41,6 +42,7 @@ class TrainOutcome:
     memory: dict
     trainer: Trainer = field(repr=False)
     learning_rates: dict = field(default_factory=dict)  # {"body": ..., "head": ...} from the optimizer
+    resumed: dict | None = None  # the checkpoint an interrupted run went on from, and its seconds before
 
 
 def model_columns(dataset: Dataset, inputs: tuple[str, ...]) -> Dataset:
@@ -106,6 +108,12 @@ def steps_per_run(train_size: int, config: TrainingConfig) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
+def _save_strategy(config: TrainingConfig) -> str:
+    if config.early_stopping_patience:
+        return "epoch"  # the best epoch is reloaded at the end; these checkpoints also serve resuming
+    return "steps" if config.checkpoint_every else "no"
+
+
 def _arguments(
     config: TrainingConfig, output_dir: Path, seed: int, evaluate: bool, loss_only: bool
 ) -> TrainingArguments:
@@ -123,7 +131,12 @@ def _arguments(
         bf16=config.precision == "bf16",
         fp16=config.precision == "fp16",
         eval_strategy="epoch" if evaluate else "no",
-        save_strategy="epoch" if config.early_stopping_patience else "no",
+        save_strategy="epoch"
+        if config.early_stopping_patience
+        else "steps"
+        if config.checkpoint_every
+        else "no",
+        save_steps=config.checkpoint_every or 500,
         save_total_limit=1,
         load_best_model_at_end=bool(config.early_stopping_patience),
         metric_for_best_model="eval_loss",
@@ -262,6 +275,11 @@ def train(
     )
     timer = EpochTimer()
     trainer.add_callback(timer)
+    resume = checkpoints.last_checkpoint(output_dir)
+    before = checkpoints.seconds_before(resume)
+    trainer.add_callback(checkpoints.CheckpointClock(before))
+    if config.checkpoint_minutes:
+        trainer.add_callback(checkpoints.SaveEveryMinutes(config.checkpoint_minutes))
     if run_config is not None and config.report_to:
         trainer.add_callback(
             RunConfigCallback(run_config, config.report_to, trainer.callback_handler.callbacks)
@@ -269,9 +287,10 @@ def train(
     with PeakMemory() as memory:
         trainer.add_callback(MemoryPhases(memory))
         start = time.perf_counter()
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         wall = time.perf_counter() - start
-    train_seconds = sum(timer.epoch_seconds) or wall
+    checkpoints.drop_checkpoints(output_dir)
+    train_seconds = before + (sum(timer.epoch_seconds) or wall)
     epochs = trainer.state.epoch  # as trained: early stopping may end training before config.epochs
     tokens = sum(len(ids) for ids in train_set["input_ids"]) * epochs
     samples = len(train_set) * epochs
@@ -286,6 +305,7 @@ def train(
         memory={**memory_over_ranks(memory.report()), "train_wall_seconds_including_eval": wall},
         trainer=trainer,
         learning_rates=effective_learning_rates(trainer.optimizer),
+        resumed={"checkpoint": resume.name, "train_seconds_before": before} if resume else None,
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from peftbench.config import build_config
 from peftbench.grid import RunSpec
+from peftbench.interrupts import stop_on_signals
 from peftbench.runner import Workspace, prepare_workspace, run_baselines, run_method, run_search
 
 # Fault injection for the tests of crash isolation: the named run's process dies as an OOM kill would.
@@ -54,7 +55,11 @@ def rank() -> int:
 
 
 def main(argv: list[str]) -> int:
-    spec = spec_from_json(Path(argv[1]).read_text())
+    stop_on_signals()
+    try:
+        spec = spec_from_json(Path(argv[1]).read_text())
+    except KeyboardInterrupt:
+        return 130
     if rank() > 0:  # only rank 0 writes results; the others run the same steps into a scratch folder
         scratch = tempfile.mkdtemp(prefix=f"peftbench-rank{rank()}-")
         spec = spec.writing_to(scratch)
@@ -63,6 +68,9 @@ def main(argv: list[str]) -> int:
         os._exit(70)
     try:
         execute(spec)
+    except KeyboardInterrupt as exc:  # already marked interrupted; the grid process says so in one line
+        print(f"run {spec.name} interrupted ({exc or 'SIGINT'})", file=sys.stderr)
+        return 130
     except Exception as exc:  # already recorded as failed in the run's status.json
         print(f"error: run {spec.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -15,9 +15,9 @@ SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
 
 
 def fail(exc: PeftbenchError) -> None:
-    """Print the one-line error and exit with status 2."""
+    """Print the one-line error and exit with status 2 (128 + signal number when interrupted)."""
     console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise typer.Exit(getattr(exc, "exit_code", 2))
 
 
 from peftbench.cli import efficiency, experiments  # noqa: E402,F401  (command registrations)

@@ -1,6 +1,5 @@
 """`peftbench report DIR`: report.md, a self-contained report.html and summary.csv for one experiment."""
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from peftbench.report.collect import (
     significance_words,
     warnings_for,
 )
+from peftbench.results import read_json
 from peftbench.stats import summarize
 
 
@@ -112,7 +112,7 @@ def build(root: Path, reference: str = "full") -> Report:
 
     cells = load_cells(root)
     search_file = root / SUMMARY_FILE
-    search = json.loads(search_file.read_text()) if search_file.is_file() else None
+    search = read_json(search_file)
     task = cells[0].runs[0].get("task", "classification")
     metrics = list(TASKS.get(task).headline_metrics)
     reference_cell = find_reference(cells, reference)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from peftbench.errors import PeftbenchError
-from peftbench.results import RESULT_FILE, read_status
+from peftbench.results import RESULT_FILE, read_result
 from peftbench.stats import (
     SIGNIFICANCE,
     accuracy_resolution,
@@ -48,9 +48,9 @@ class Cell:
 def load_cells(root: Path) -> list[Cell]:
     cells: dict[str, Cell] = {}
     for path in sorted(Path(root).rglob(RESULT_FILE)):
-        if read_status(path.parent) != "complete":
+        result = read_result(path.parent)
+        if result is None:
             continue
-        result = json.loads(path.read_text())
         result["_dir"] = str(path.parent)
         name = result.get("cell") or result["run"]
         cells.setdefault(name, Cell(name)).runs.append(result)
