@@ -56,3 +56,41 @@ def test_train_test_duplicates_become_one_warning(tmp_path):
         "data: 1 of 10 test examples also occur in the train split (exact duplicate inputs), "
         "so their scores can reflect memorisation"
     ]
+
+
+def _seeded(tmp_path, name, method, outcomes_per_seed):
+    tmp_path.mkdir(exist_ok=True)
+    runs = []
+    for seed, correct in enumerate(outcomes_per_seed, start=1):
+        runs.append(_cell(tmp_path, f"{name}@seed{seed}", method, 1.0, correct).runs[0] | {"seed": seed})
+    return Cell(name, runs)
+
+
+def test_repeated_seeds_never_count_as_more_test_examples(tmp_path):
+    """Every seed is tested on the same examples: three identical seeds carry the evidence of one."""
+    from peftbench.report.collect import paired_test
+
+    run = [True] * 14 + [False] * 6
+    reference = [True] * 8 + [False] * 12
+    one = paired_test(
+        _seeded(tmp_path / "a", "lora", "lora", [run]),
+        _seeded(tmp_path / "a", "full", "full", [reference]),
+        "classification",
+    )
+    three = paired_test(
+        _seeded(tmp_path / "b", "lora", "lora", [run] * 3),
+        _seeded(tmp_path / "b", "full", "full", [reference] * 3),
+        "classification",
+    )
+    assert one["test"] == "exact McNemar" and one["examples"] == 20 and one["seeds"] == 1
+    assert three["examples"] == 20 and three["seeds"] == 3 and "bootstrap" in three["test"]
+    # Pooling the three seeds as 60 independent pairs would make the same 6 discordant pairs look like
+    # 18 and the difference look far more certain than one seed's evidence allows.
+    import numpy as np
+
+    from peftbench.stats import paired_bootstrap
+
+    run_array, reference_array = np.array(run), np.array(reference)
+    one_seed = paired_bootstrap(lambda i: run_array[i].mean(), lambda i: reference_array[i].mean(), 20)
+    assert three["p"] == one_seed["p"] > 0 and three["difference"] == one_seed["difference"]
+    assert (three["ci95_low"], three["ci95_high"]) == (one_seed["ci95_low"], one_seed["ci95_high"])

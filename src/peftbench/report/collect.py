@@ -2,6 +2,7 @@
 against the reference cell on the same test examples."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,44 +83,66 @@ def _jsonl(run: dict, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def _paired_rows(cell: Cell, reference: Cell, file: str) -> tuple[list[dict], list[dict]]:
-    """Per-example outputs of both cells, pooled over the seeds they share."""
-    mine, theirs = [], []
+def _paired_rows(cell: Cell, reference: Cell, file: str) -> tuple[list[dict], list[dict], int]:
+    """Per-example outputs of both cells over the seeds they share, seed after seed, and the number of
+    test examples per seed (every seed is tested on the same examples)."""
+    mine, theirs, sizes = [], [], set()
     reference_runs = reference.by_seed()
     for seed, run in cell.by_seed().items():
-        fraction = run["data"].get("data_fraction")
-        if seed in reference_runs and reference_runs[seed]["data"].get("data_fraction") == fraction:
-            rows, reference_rows = _jsonl(run, file), _jsonl(reference_runs[seed], file)
-            if len(rows) == len(reference_rows):
-                mine += rows
-                theirs += reference_rows
-    return mine, theirs
+        fraction = (run.get("data") or {}).get("data_fraction")
+        reference_run = reference_runs.get(seed)
+        if reference_run is None or (reference_run.get("data") or {}).get("data_fraction") != fraction:
+            continue
+        rows, reference_rows = _jsonl(run, file), _jsonl(reference_run, file)
+        if rows and len(rows) == len(reference_rows) and sizes <= {len(rows)}:
+            mine += rows
+            theirs += reference_rows
+            sizes.add(len(rows))
+    return mine, theirs, sizes.pop() if sizes else 0
+
+
+def _over_seeds(metric: Callable[[np.ndarray], float], examples: int, seeds: int):
+    """`metric` of the rows of the given test examples in every seed: a bootstrap that resamples
+    examples (not example-seed pairs), so repeated seeds never count as more test data."""
+    offsets = np.arange(seeds)[:, None] * examples
+
+    def score(indices: np.ndarray) -> float:
+        return metric((offsets + np.asarray(indices)[None, :]).ravel())
+
+    return score
 
 
 def paired_test(cell: Cell, reference: Cell, task: str) -> dict | None:
-    """McNemar on accuracy (classification) or a paired bootstrap of corpus BLEU (generation)."""
+    """Classification: exact McNemar on one seed, a paired bootstrap of accuracy over test examples when
+    several seeds share them. Generation: a paired bootstrap of the table's corpus BLEU over prompts."""
+    file = {"classification": "predictions.jsonl", "generation": "generations.jsonl"}.get(task)
+    if file is None:
+        return None  # causal_lm saves no per-example outputs to pair
+    mine, theirs, examples = _paired_rows(cell, reference, file)
+    if not mine:
+        return None
+    seeds = len(mine) // examples
+    shared = {"examples": examples, "seeds": seeds}
     if task == "classification":
-        mine, theirs = _paired_rows(cell, reference, "predictions.jsonl")
-        if not mine:
-            return None
         correct = np.array([r["label"] == r["prediction"] for r in mine])
         reference_correct = np.array([r["label"] == r["prediction"] for r in theirs])
-        return {"metric": "accuracy", "examples": len(mine), **mcnemar(reference_correct, correct)}
-    if task == "generation":
-        mine, theirs = _paired_rows(cell, reference, "generations.jsonl")
-        if not mine:
-            return None
-        bleu = bleu_on_subsets([r["generated"] for r in mine], [r["references"] for r in mine])
-        reference_bleu = bleu_on_subsets([r["generated"] for r in theirs], [r["references"] for r in theirs])
-        everything = np.arange(len(mine))
-        return {
-            "metric": "bleu",
-            "examples": len(mine),
-            "bleu": bleu(everything),
-            "reference_bleu": reference_bleu(everything),
-            **paired_bootstrap(bleu, reference_bleu, len(mine)),
-        }
-    return None  # causal_lm saves no per-example outputs to pair
+        if seeds == 1:
+            return {"metric": "accuracy", **shared, **mcnemar(reference_correct, correct)}
+        accuracy = _over_seeds(lambda i: float(correct[i].mean()), examples, seeds)
+        reference_accuracy = _over_seeds(lambda i: float(reference_correct[i].mean()), examples, seeds)
+        return {"metric": "accuracy", **shared, **paired_bootstrap(accuracy, reference_accuracy, examples)}
+    bleu = bleu_on_subsets([r["generated"] for r in mine], [r["references"] for r in mine])
+    reference_bleu = bleu_on_subsets([r["generated"] for r in theirs], [r["references"] for r in theirs])
+    everything = np.arange(len(mine))
+    return {
+        "metric": "bleu",
+        **shared,
+        "bleu": bleu(everything),
+        "reference_bleu": reference_bleu(everything),
+        **paired_bootstrap(
+            _over_seeds(bleu, examples, seeds), _over_seeds(reference_bleu, examples, seeds), examples
+        ),
+    }
 
 
 def significance_words(test: dict | None) -> str:

@@ -92,7 +92,8 @@ def _search_note(summary: dict) -> str:
 NOTES = (
     "Quality is measured on the test split; means, sample standard deviations and 95% t intervals are over "
     "seeds. Δ is mean(run) − mean(reference). Paired tests use the same test examples: exact McNemar on "
-    "accuracy (classification), paired bootstrap of corpus BLEU (generation). Training seconds exclude "
+    "accuracy with one seed, else a paired bootstrap over test examples (all seeds of an example together); "
+    "paired bootstrap of corpus BLEU over prompts (generation). Training seconds exclude "
     "evaluation; peak RSS is the whole process, sampled every 50 ms. Learning rates are the peak rates of "
     "the optimizer's parameter groups: the body or adapter, then the task head."
 )
