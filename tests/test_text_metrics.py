@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from peftbench import text_metrics
@@ -30,6 +32,22 @@ def test_rouge_matches_hand_computed_values():
     assert scores["rouge1"] == pytest.approx(200 / 3)  # 2 of 3 unigrams each way
     assert scores["rouge2"] == pytest.approx(50.0)  # 1 of 2 bigrams
     assert scores["rougeL"] == pytest.approx(200 / 3)
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true")  # CI sets CI=true: skipping there is a failure
+WORDNET_MISSING = text_metrics.meteor_unavailable()
+
+
+@pytest.mark.skipif(bool(WORDNET_MISSING) and not IN_CI, reason=f"{WORDNET_MISSING} (scripts/setup.sh)")
+def test_meteor_is_computed_with_wordnet_synonyms():
+    assert WORDNET_MISSING is None, f"CI must compute METEOR: {WORDNET_MISSING}"
+    # "fast" matches "quick" only through WordNet: 3 of 3 unigrams matched in one chunk, so
+    # Fmean = 1 and the fragmentation penalty is 0.5 * (1/3)^3; without synonyms it would be 33.3.
+    # "a b" against itself: one chunk of two, penalty 0.5 * (1/2)^3. METEOR takes the best reference.
+    metrics, notes = score(["the fast dog", "a b"], [["x y z", "the quick dog"], ["a b"]])
+    best_synonym = 100 * (1 - 0.5 * (1 / 3) ** 3)
+    assert metrics["meteor"] == pytest.approx((best_synonym + 100 * (1 - 0.5 * (1 / 2) ** 3)) / 2)
+    assert "meteor" not in notes["unavailable"]
 
 
 def test_meteor_without_wordnet_is_unavailable_not_zero(monkeypatch):

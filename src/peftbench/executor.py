@@ -52,7 +52,10 @@ def launch_command(spec: RunSpec, spec_file: Path) -> list[str]:
 def _run_in_subprocess(spec: RunSpec, directory: Path) -> int:
     spec_file = directory / ".specs" / f"{spec.name}.json"
     results.write_atomic(spec_file, spec_to_json(spec))
-    return subprocess.run(launch_command(spec, spec_file), check=False).returncode
+    try:
+        return subprocess.run(launch_command(spec, spec_file), check=False).returncode
+    finally:
+        spec_file.unlink(missing_ok=True)  # holds the unredacted config (tokens included)
 
 
 def _outcome(folders: list[Path], code: int) -> list[str]:
