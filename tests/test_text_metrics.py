@@ -57,6 +57,14 @@ def test_meteor_without_wordnet_is_unavailable_not_zero(monkeypatch):
     assert notes["unavailable"] == {"meteor": "no wordnet"}
 
 
+def test_rouge_stems_and_scores_rougelsum_sentence_by_sentence():
+    assert rouge(["the cats sat"], [["the cat sat"]])["rouge1"] == pytest.approx(100.0)  # Porter stemming
+    swapped = rouge(["a b. c d."], [["c d. a b."]])
+    assert swapped["rougeL"] == pytest.approx(50.0)  # one LCS over the whole text: "a b" or "c d"
+    assert swapped["rougeLsum"] == pytest.approx(100.0)  # union LCS per sentence finds both
+
+
 def test_mismatched_lengths_are_rejected():
-    with pytest.raises(ValueError):
-        score(["a"], [])
+    for predictions, references in ((["a"], []), ([], [])):
+        with pytest.raises(ValueError, match="^need one non-empty reference list per prediction$"):
+            score(predictions, references)
