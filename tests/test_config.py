@@ -1,18 +1,70 @@
 from pathlib import Path
 
 import pytest
+import yaml
+from datasets import Dataset, DatasetDict
+from typer.testing import CliRunner
 
+from peftbench import data
+from peftbench.cli import app
 from peftbench.config import apply_overrides, build_config, load_config
 from peftbench.errors import PeftbenchError
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml")) + sorted(
     (Path(__file__).parents[1] / "src" / "peftbench" / "demos").glob("*.yaml")
 )
+# The split names the shipped configs' datasets really have (the hub cannot be reached in tests).
+SPLITS = {
+    "drugscom": ("train", "test"),
+    "stanfordnlp/sst2": ("train", "validation", "test"),
+    "Salesforce/wikitext": ("train", "validation", "test"),
+    "GEM/e2e_nlg": ("train", "validation", "test"),
+    "abisee/cnn_dailymail": ("train", "validation", "test"),
+}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
+    result = CliRunner().invoke(app, ["validate", str(path)])  # what a user runs
+    assert result.exit_code == 0 and result.output.startswith("ok: "), result.output
     assert load_config(path).methods
+
+
+def _split_rows(config_path: Path, monkeypatch) -> dict[str, set[str]]:
+    """The rows each split of a run gets, the hub dataset replaced by one with the same split names."""
+    config = load_config(config_path)
+    assert config.data.dataset in SPLITS, "add the dataset's split names to SPLITS"
+    raw = DatasetDict(
+        {
+            name: Dataset.from_dict({"row": [f"{name}-{i}" for i in range(50)]})
+            for name in SPLITS[config.data.dataset]
+        }
+    )
+    monkeypatch.setattr(data, "load_raw", lambda _: raw)
+    splits = data.load_splits(config.data, ["row"], hint="", group_by=lambda rows: rows["row"])
+    return {name: set(split["row"]) for name, split in splits.rows.items()}
+
+
+def _disjoint(rows: dict[str, set[str]]) -> bool:
+    return not (rows["train"] & rows["validation"] or rows["train"] & rows["test"]) and not (
+        rows["validation"] & rows["test"]
+    )
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_keep_test_rows_out_of_selection(path, monkeypatch):
+    assert _disjoint(_split_rows(path, monkeypatch))
+
+
+def test_split_check_catches_validation_equal_to_test(tmp_path, monkeypatch):
+    broken = yaml.safe_load(CONFIGS[0].read_text())
+    broken["data"].update(
+        {"dataset": "stanfordnlp/sst2", "test_split": "validation", "validation_split": "validation"}
+    )
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    with pytest.raises(PeftbenchError, match="validation"):
+        _split_rows(path, monkeypatch)
 
 
 def test_misspelled_key_suggests_closest(experiment):

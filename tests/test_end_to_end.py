@@ -19,7 +19,10 @@ def _write(tmp_path, experiment):
 
 
 def test_run_two_methods_writes_complete_results(tmp_path, experiment, tiny_bert, monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_secretsecretsecret")
+    secret = "hf_secretsecretsecret"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    # a token pasted into the config (revision is ignored for a local model folder) must not be written
+    experiment["model"] = {"name": experiment["model"], "revision": secret}
     result = runner.invoke(app, ["run", str(_write(tmp_path, experiment))])
     assert result.exit_code == 0, result.output
     experiment_dir = tmp_path / "runs" / "tiny"
@@ -40,7 +43,10 @@ def test_run_two_methods_writes_complete_results(tmp_path, experiment, tiny_bert
         len((experiment_dir / "lora" / "predictions.jsonl").read_text().splitlines())
         == lora["data"]["sizes"]["test"]
     )
-    assert "hf_secretsecretsecret" not in "".join(p.read_text() for p in experiment_dir.rglob("*.json"))
+    written = [p for p in experiment_dir.rglob("*") if p.is_file()]
+    assert {"config.yaml", "result.json", "status.json", "predictions.jsonl"} <= {p.name for p in written}
+    assert not [p for p in written if secret.encode() in p.read_bytes()]
+    assert "revision: <redacted>" in (experiment_dir / "lora" / "config.yaml").read_text()
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     assert isinstance(PeftModel.from_pretrained(base, experiment_dir / "lora" / "adapter"), PeftModel)
 

@@ -73,10 +73,10 @@ def test_generation_run_writes_scores_and_samples(tmp_path, tiny_llama_lm, data_
     compared = runner.invoke(app, ["compare", str(tmp_path / "runs" / "generation-run"), "--samples", "1"])
     assert compared.exit_code == 0, compared.output
     assert "bleu" in compared.output and "generated samples" in compared.output
-    assert (
-        found["full"]["samples"][0]["prompt"] in compared.output.replace("\n", " ")
-        or "prompt" in compared.output
-    )
+    shown = " ".join(compared.output.split())
+    first = found["full"]["samples"][0]
+    assert " ".join(first["prompt"].split()) in shown  # the sample's own text, not just the row label
+    assert " ".join(first["references"][0].split()) in shown
 
 
 def test_seq2seq_generation_with_prompt_tuning(tmp_path, tiny_t5, data_to_text_csv):

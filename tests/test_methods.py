@@ -118,8 +118,13 @@ def test_freeze_more_layers_than_model_has(tiny_bert):
 
 def test_method_that_does_not_fit(tiny_bert):
     # adaption_prompt is defined for Llama-style attention only.
-    with pytest.raises(PeftbenchError, match="does not fit|method 'adaption_prompt'"):
+    with pytest.raises(
+        PeftbenchError,
+        match=r"^method 'adaption_prompt' does not fit model BertForSequenceClassification: "
+        r".*\bmodel type\b.*'bert'.*; pick another method",  # PEFT's own reason, passed through
+    ) as raised:
         _prepare(tiny_bert, {"method": "adaption_prompt", "adapter_len": 2, "adapter_layers": 1})
+    assert "\n" not in str(raised.value) and isinstance(raised.value.__cause__, ValueError)
 
 
 def test_methods_do_not_touch_the_shared_base(tiny_bert):

@@ -44,6 +44,18 @@ def test_counts_and_tokenizer_tokens_are_not_secrets():
     assert results.redact(data) == {**data, "api_token": "<redacted>"}
 
 
-def test_atomic_write_leaves_no_temporary_files(tmp_path):
-    results.write_json(tmp_path / "a.json", {"k": 1})
+def test_atomic_write_leaves_no_temporary_files(tmp_path, monkeypatch):
+    target = tmp_path / "a.json"
+    results.write_json(target, {"k": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert json.loads(target.read_text()) == {"k": 1}
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        results.write_json(target, {"k": 2})
+    # an interrupted write keeps the old file whole and cleans up its temporary file
+    assert json.loads(target.read_text()) == {"k": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

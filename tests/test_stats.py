@@ -58,3 +58,75 @@ def test_degenerate_results_are_flagged():
     assert "NaN" in degenerate_warnings(_result([[3, 3], [1, 3]], [1.0, float("nan")]))[0]
     assert "diverged" in degenerate_warnings(_result([[3, 3], [1, 3]], [1.0, 2.0]))[0]
     assert degenerate_warnings(_result([[3, 3], [1, 3]], [1.0, 0.7])) == []
+
+
+def test_summary_skips_missing_values_and_scales_the_interval_by_the_std():
+    assert summarize([]) == {"n": 0, "mean": None, "std": None, "ci95_low": None, "ci95_high": None}
+    assert summarize([0.5, None]) == {"n": 1, "mean": 0.5, "std": None, "ci95_low": None, "ci95_high": None}
+    summary = summarize([1.0, float("nan"), 3.0, None, 8.0])
+    std = math.sqrt(((1 - 4) ** 2 + (3 - 4) ** 2 + (8 - 4) ** 2) / 2)  # sample std of 1, 3, 8
+    half = 4.302652729911275 * std / math.sqrt(3)
+    assert summary == pytest.approx(
+        {"n": 3, "mean": 4.0, "std": std, "ci95_low": 4 - half, "ci95_high": 4 + half}
+    )
+
+
+def test_mcnemar_takes_0_and_1_as_wrong_and_right():
+    reference = np.array([1] * 10 + [0] * 2 + [1] * 5)
+    run = np.array([0] * 10 + [1] * 2 + [1] * 5)
+    assert mcnemar(reference, run) == {
+        "test": "exact McNemar",
+        "only_reference_right": 10,
+        "only_run_right": 2,
+        "p": pytest.approx(2 * (1 + 12 + 66) / 4096),
+    }
+
+
+def _accuracies(flipped: int, size: int = 100):
+    """Accuracy functions of a perfect run and of one wrong on the first `flipped` examples."""
+    truth = np.array([1, 0] * (size // 2))
+    worse = truth.copy()
+    worse[:flipped] = 1 - worse[:flipped]
+
+    def accuracy(predictions):
+        return lambda idx: float((predictions[idx] == truth[idx]).mean())
+
+    return accuracy(truth), accuracy(worse)
+
+
+def test_paired_bootstrap_interval_is_the_binomial_one():
+    # The run beats the reference on exactly 40 of 100 examples and ties elsewhere, so a resample's
+    # difference is (resampled copies of those 40) / 100 ~ Binomial(100, 0.4) / 100.
+    good, bad = _accuracies(40)
+    result = paired_bootstrap(good, bad, 100, resamples=20000, seed=1)
+    assert result["ci95_low"] == pytest.approx(0.31) and result["ci95_high"] == pytest.approx(0.50)
+    assert result["test"] == "paired bootstrap (20000 resamples)"
+    worse = paired_bootstrap(bad, good, 100, resamples=2000, seed=1)  # the other way round
+    assert worse["difference"] == pytest.approx(-0.4) and worse["p"] < 0.01
+    assert worse["ci95_high"] == pytest.approx(-0.31, abs=0.011)
+    assert paired_bootstrap(good, bad, 100)["test"] == "paired bootstrap (1000 resamples)"
+
+
+def test_paired_bootstrap_p_counts_ties_with_zero():
+    # One example of ten in the run's favour: a resample shows no difference when it misses that
+    # example, probability 0.9^10, so p = 2 * 0.9^10 (ties count against the run).
+    good, bad = _accuracies(1, size=10)
+    result = paired_bootstrap(good, bad, 10, resamples=20000, seed=1)
+    assert result["difference"] == pytest.approx(0.1)
+    assert result["p"] == pytest.approx(2 * 0.9**10, abs=0.02)
+    reverse = paired_bootstrap(bad, good, 10, resamples=20000, seed=1)
+    assert reverse["p"] == pytest.approx(2 * 0.9**10, abs=0.02)
+    assert paired_bootstrap(good, bad, 10) == paired_bootstrap(good, bad, 10)  # seeded by default
+
+
+def test_degenerate_warning_thresholds():
+    assert degenerate_warnings(_result([[5, 1], [4, 0]], [1.0, 0.8])) == []  # 'neg' predicted once
+    assert degenerate_warnings(_result([[3, 3], [1, 3]], [1.0, 2.0, 1.2])) == []  # judged on the last
+    assert degenerate_warnings(_result([[3, 3], [1, 3]], [1.0, 1.5])) == []  # 1.5x is the limit
+    assert degenerate_warnings(_result([[3, 3], [1, 3]], [2.0, 2.5])) == []
+    assert degenerate_warnings(_result([[3, 3], [1, 3]], [1.0, 1.2, 2.0])) == [
+        "training loss diverged (1 -> 2)"
+    ]
+    assert degenerate_warnings(_result([[3, 3], [1, 3]], [1.0, float("inf")])) == [
+        "training loss became NaN or infinite"
+    ]

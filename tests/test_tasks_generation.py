@@ -58,12 +58,17 @@ def test_template_naming_a_missing_column_is_a_clear_error(tiny_llama_lm, data_t
 
 def test_loss_is_on_target_tokens_only(tiny_llama_lm, data_to_text_csv, tmp_path):
     data, tokenizer = _load(_config(tiny_llama_lm, data_to_text_csv, tmp_path))
-    row = data.splits["train"][0]
-    target = [t for t in row["labels"] if t != IGNORE]
-    prompt_length = row["labels"].index(target[0])
-    assert all(t == IGNORE for t in row["labels"][:prompt_length])
-    assert row["input_ids"][prompt_length:] == target and target[-1] == tokenizer.eos_token_id
-    assert row["input_ids"][0] == tokenizer.bos_token_id
+    expected = {}  # every (prompt, reference) row of the file, tokenised here independently
+    for line in data_to_text_csv.read_text().splitlines()[1:]:
+        mr, ref = line.split(",")
+        prompt = tokenizer(f"{mr} :")["input_ids"]
+        target = tokenizer(ref, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        expected[tuple(prompt + target)] = [IGNORE] * len(prompt) + target
+    rows = data.splits["train"]
+    assert len(rows) > 0
+    for row in rows:
+        assert row["labels"] == expected[tuple(row["input_ids"])]  # prompt masked, whole target kept
+    assert rows[0]["input_ids"][0] == tokenizer.bos_token_id
 
 
 def test_references_are_grouped_per_prompt(tiny_llama_lm, data_to_text_csv, tmp_path):

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from peftbench import text_metrics
@@ -32,6 +34,22 @@ def test_rouge_matches_hand_computed_values():
     assert scores["rougeL"] == pytest.approx(200 / 3)
 
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true")  # CI sets CI=true: skipping there is a failure
+WORDNET_MISSING = text_metrics.meteor_unavailable()
+
+
+@pytest.mark.skipif(bool(WORDNET_MISSING) and not IN_CI, reason=f"{WORDNET_MISSING} (scripts/setup.sh)")
+def test_meteor_is_computed_with_wordnet_synonyms():
+    assert WORDNET_MISSING is None, f"CI must compute METEOR: {WORDNET_MISSING}"
+    # "fast" matches "quick" only through WordNet: 3 of 3 unigrams matched in one chunk, so
+    # Fmean = 1 and the fragmentation penalty is 0.5 * (1/3)^3; without synonyms it would be 33.3.
+    # "a b" against itself: one chunk of two, penalty 0.5 * (1/2)^3. METEOR takes the best reference.
+    metrics, notes = score(["the fast dog", "a b"], [["x y z", "the quick dog"], ["a b"]])
+    best_synonym = 100 * (1 - 0.5 * (1 / 3) ** 3)
+    assert metrics["meteor"] == pytest.approx((best_synonym + 100 * (1 - 0.5 * (1 / 2) ** 3)) / 2)
+    assert "meteor" not in notes["unavailable"]
+
+
 def test_meteor_without_wordnet_is_unavailable_not_zero(monkeypatch):
     monkeypatch.setattr(text_metrics, "meteor_unavailable", lambda: "no wordnet")
     metrics, notes = score(["a b"], [["a b"]])
@@ -39,6 +57,14 @@ def test_meteor_without_wordnet_is_unavailable_not_zero(monkeypatch):
     assert notes["unavailable"] == {"meteor": "no wordnet"}
 
 
+def test_rouge_stems_and_scores_rougelsum_sentence_by_sentence():
+    assert rouge(["the cats sat"], [["the cat sat"]])["rouge1"] == pytest.approx(100.0)  # Porter stemming
+    swapped = rouge(["a b. c d."], [["c d. a b."]])
+    assert swapped["rougeL"] == pytest.approx(50.0)  # one LCS over the whole text: "a b" or "c d"
+    assert swapped["rougeLsum"] == pytest.approx(100.0)  # union LCS per sentence finds both
+
+
 def test_mismatched_lengths_are_rejected():
-    with pytest.raises(ValueError):
-        score(["a"], [])
+    for predictions, references in ((["a"], []), ([], [])):
+        with pytest.raises(ValueError, match="^need one non-empty reference list per prediction$"):
+            score(predictions, references)

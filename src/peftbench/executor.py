@@ -58,7 +58,10 @@ def launch_command(spec: RunSpec, spec_file: Path) -> list[str]:
 def _run_in_subprocess(spec: RunSpec, directory: Path, guard: SignalGuard) -> int:
     spec_file = directory / ".specs" / f"{spec.name}.json"
     results.write_atomic(spec_file, spec_to_json(spec))
-    return guard.run(launch_command(spec, spec_file))
+    try:
+        return guard.run(launch_command(spec, spec_file))
+    finally:
+        spec_file.unlink(missing_ok=True)  # the worker has read it; nothing of the config stays behind
 
 
 def _unfinished(code: int, interrupted: bool) -> dict:
