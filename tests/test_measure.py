@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from peftbench.measure import EpochTimer, PeakMemory, count_parameters, directory_bytes, weights_bytes
+from peftbench.measure import EpochTimer, PeakMemory, count_parameters, safetensors_bytes, weights_bytes
 
 
 def test_count_parameters_counts_frozen_and_trainable():
@@ -29,13 +29,14 @@ def test_weights_bytes_uses_each_parameters_dtype():
     assert weights_bytes(model) == 16 * 4 + 10 * 2
 
 
-def test_directory_bytes_sums_files_at_any_depth(tmp_path):
+def test_safetensors_bytes_sums_weight_files_at_any_depth(tmp_path):
     (tmp_path / "adapter").mkdir()
-    (tmp_path / "a.bin").write_bytes(b"x" * 100)
-    (tmp_path / "adapter" / "b.bin").write_bytes(b"y" * 23)
+    (tmp_path / "a.safetensors").write_bytes(b"x" * 100)
+    (tmp_path / "adapter" / "b.safetensors").write_bytes(b"y" * 23)
+    (tmp_path / "adapter" / "adapter_config.json").write_bytes(b"z" * 7)  # not weights
     (tmp_path / "empty").mkdir()
-    assert directory_bytes(tmp_path) == 123
-    assert directory_bytes(str(tmp_path / "adapter")) == 23
+    assert safetensors_bytes(tmp_path) == 123
+    assert safetensors_bytes(tmp_path / "adapter") == 23
 
 
 def test_peak_memory_catches_a_peak_that_is_gone_by_the_end():
@@ -49,12 +50,12 @@ def test_peak_memory_catches_a_peak_that_is_gone_by_the_end():
     assert report["peak_rss_bytes"] - report["baseline_rss_bytes"] > 0.8 * size
     assert report["baseline_rss_bytes"] > 0
     if torch.cuda.is_available():
-        assert report["memory_method"].endswith("; CUDA peak counters reset at train start")
+        assert report["memory_method"].endswith("at each phase change")
     else:
-        assert (
-            report["memory_method"]
-            == "process RSS sampled every 50 ms during training (includes the loaded model)"
+        assert report["memory_method"].startswith(
+            "process RSS sampled every 10 ms (includes the loaded model)"
         )
+        assert "CUDA" not in report["memory_method"]
         assert report["cuda_peak_allocated_bytes"] is None and report["cuda_peak_reserved_bytes"] is None
     assert not memory._thread.is_alive()
 
