@@ -188,7 +188,8 @@ def test_max_target_length_must_leave_room_for_the_prompt(tiny_llama_lm, data_to
 def test_training_batches_pad_right_when_data_comes_from_the_cache(tiny_llama_lm, tmp_path):
     path = tmp_path / "d.csv"
     targets = [" ".join(["drug"] * (1 + i % 5)) for i in range(30)]
-    path.write_text("mr,ref\n" + "".join(f"name : good,{target}\n" for target in targets))
+    words = ["good", "great", "fine", "bad", "awful", "poor", "ok", "meh"]  # 8 prompts: the test is carved
+    path.write_text("mr,ref\n" + "".join(f"name : {words[i % 8]},{t}\n" for i, t in enumerate(targets)))
     config = _config(tiny_llama_lm, path, tmp_path, max_length=32)
     source = models.resolve(config.model.name)
     model_config = AutoConfig.from_pretrained(source.path)

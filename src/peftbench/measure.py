@@ -107,8 +107,8 @@ class PeakMemory:
             "eval_peak_rss_bytes": self.rss["eval"] if evaluated else None,
             "eval_cuda_peak_allocated_bytes": self.cuda_allocated["eval"],
             "eval_cuda_peak_reserved_bytes": self.cuda_reserved["eval"],
-            "memory_method": f"process RSS sampled every {self.interval * 1000:g} ms (includes the loaded model), "
-            "split by phase: "
+            "memory_method": f"process RSS sampled every {self.interval * 1000:g} ms "
+            "(includes the loaded model), split by phase: "
             "training steps vs per-epoch validation (from on_epoch_end to on_evaluate); eval_* are the "
             "validation peaks, None when no validation ran. RSS keeps memory the allocator has not returned, "
             "so a phase's peak can include what an earlier phase left"
