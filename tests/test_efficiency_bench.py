@@ -71,4 +71,4 @@ def test_generation_timing_makes_every_variant_generate_the_same_tokens(
 
     model.get_output_embeddings().register_forward_hook(wants_to_stop)
     workload, prompts = generate_workload(workspace, samples=4, batch_size=2, max_new_tokens=5)
-    assert workload(model) == len(prompts) * 5 == 20
+    assert len(prompts) >= 2 and workload(model) == len(prompts) * 5
