@@ -201,7 +201,8 @@ def test_sst2_example_validates_on_a_carve_of_train_not_on_its_test_set():
 
     import yaml
 
-    section = yaml.safe_load(Path("configs/examples/sst2-fair-roberta.yaml").read_text())["data"]
+    example = Path(__file__).parents[1] / "configs" / "examples" / "sst2-fair-roberta.yaml"
+    section = yaml.safe_load(example.read_text())["data"]
     raw = DatasetDict(
         {
             "train": Dataset.from_dict({"sentence": WORDS * 3, "label": [0, 1] * 60}),
