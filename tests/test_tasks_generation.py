@@ -208,3 +208,67 @@ def test_training_batches_pad_right_when_data_comes_from_the_cache(tiny_llama_lm
     assert batch["labels"][0, :size].tolist() == short["labels"]
     assert batch["attention_mask"][0, size:].sum() == 0 and batch["labels"][0, size:].eq(IGNORE).all()
     assert tokenizer.padding_side == "left"  # the caller's tokenizer is left as it was
+
+
+@pytest.mark.parametrize(
+    ("ids", "limit", "bos", "expected"),
+    [
+        ([7, 1, 2, 3], 4, 7, ([7, 1, 2, 3], False)),  # exactly at the limit: nothing cut
+        ([7, 1, 2, 3, 4], 3, 7, ([7, 3, 4], True)),  # the leading BOS survives a left cut
+        ([5, 1, 2, 3, 4], 3, 7, ([2, 3, 4], True)),  # no BOS in front: nothing is kept in its place
+        ([7, 1, 2, 3, 4], 3, None, ([2, 3, 4], True)),  # a tokenizer without BOS
+    ],
+)
+def test_keep_last_cuts_from_the_left_and_keeps_only_a_real_bos(ids, limit, bos, expected):
+    assert keep_last(ids, limit, bos) == expected
+
+
+class _Tokens:
+    """Word ids, BOS 1 and EOS 2, like a tokenizer called with add_special_tokens=False."""
+
+    bos_token_id, eos_token_id = 1, 2
+
+    def __call__(self, texts=None, add_special_tokens=True, text_target=None):
+        texts = text_target if text_target is not None else texts
+        ids = [[10 + len(word) for word in text.split()] for text in texts]
+        return {"input_ids": [row + [2] for row in ids] if text_target is not None else ids}
+
+
+@pytest.mark.parametrize("encoder_decoder", [False, True])
+def test_pairs_mask_the_prompt_and_cut_it_from_the_left_keeping_bos(encoder_decoder):
+    encoder = Encoder(_Tokens(), chat=False, encoder_decoder=encoder_decoder, context=6, max_target=3)
+    prompt = [1, 11, 12, 13, 14, 15]  # BOS + 5 words
+    rows, counts = encoder.pairs([prompt], ["ab abc"])
+    target = [12, 13, 2]
+    row = rows[0]
+    assert row["attention_mask"] == [1] * len(row["input_ids"])
+    if encoder_decoder:  # the encoder sees the whole context; the decoder learns the target
+        assert row["input_ids"] == prompt and row["labels"] == target
+        assert counts["truncated_prompts"] == 0
+    else:  # prompt and target share the context: 6 - 3 tokens of prompt, BOS kept in front
+        assert row["input_ids"] == [1, 14, 15, *target]
+        assert row["labels"] == [IGNORE] * 3 + target
+        assert counts["truncated_prompts"] == 1
+
+
+def test_reference_groups_keep_every_reference_of_a_prompt_in_order(tiny_llama_lm, tmp_path):
+    from peftbench.tasks.generation import Generation
+
+    config = build_config(
+        {
+            "name": "g",
+            "task": "generation",
+            "model": str(tiny_llama_lm),
+            "data": {"dataset": "x.csv", "prompt_template": "{mr}", "target_column": "ref"},
+            "methods": [{"method": "full"}],
+            "output_dir": str(tmp_path),
+        }
+    )
+    encoder = Encoder(_Tokens(), chat=False, encoder_decoder=False, context=8, max_target=4)
+    groups = Generation._reference_groups(
+        ["p1", "p2", "p1"], [[1, 11], [1, 12], [1, 11]], ["a", "b", "c"], encoder, 8, config
+    )
+    assert groups == [
+        {"prompt": "p1", "prompt_ids": [1, 11], "references": ["a", "c"], "cut": False},
+        {"prompt": "p2", "prompt_ids": [1, 12], "references": ["b"], "cut": False},
+    ]
