@@ -215,3 +215,20 @@ def test_sst2_example_validates_on_a_carve_of_train_not_on_its_test_set():
     assert made.rows["test"]["sentence"] == ["v1", "v2", "v3"]
     assert set(made.rows["validation"]["sentence"]) <= set(WORDS)
     assert made.info["splits_from"]["validation"].startswith("carved from train")
+
+
+def test_a_group_is_stratified_by_its_most_frequent_label():
+    from peftbench.splits import _group_labels
+
+    labels = _group_labels(["x", "x", "x", "y", "z", "z"], ["a", "b", "b", 1, "c", "c"])
+    assert labels == {"x": "b", "y": "1", "z": "c"}
+
+
+def test_carving_holds_out_the_stated_fraction_of_inputs_and_records_how():
+    texts = [f"review {i}" for i in range(100)]
+    raw = DatasetDict(train=Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(100)]}))
+    made = make_splits(raw, DataConfig(dataset="x", split_seed=7, data_fraction=0.5), _texts, "label")
+    assert len(made.rows["test"]) == 20  # 20% of 100 inputs, never shrunk by data_fraction
+    assert len(made.rows["validation"]) == 4  # 10% of the remaining 80, then half of them
+    assert made.info["split_seed"] == 7 and made.info["data_fraction"] == 0.5
+    assert made.info["stratified_by"] == "label"
