@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation testing of one module with mutmut 3: scripts/mutation.sh stats|measure|text_metrics|data|generation
+# Mutation testing of one module with mutmut 3: scripts/mutation.sh stats|measure|text_metrics|data|splits|generation
 # or scripts/mutation.sh src/peftbench/<file>.py tests/test_<x>.py [more test files].
 # Runs in a scratch copy (mutmut writes mutants/ next to pyproject.toml), one worker, one thread:
 # the [tool.mutmut] keys only_mutate and pytest_add_cli_args_test_selection are set for that module.
@@ -9,10 +9,11 @@ case "${1:?usage: scripts/mutation.sh MODULE | SOURCE.py TEST.py...}" in
   stats) source=src/peftbench/stats.py tests=(tests/test_stats.py) ;;
   measure) source=src/peftbench/measure.py tests=(tests/test_measure.py) ;;
   text_metrics) source=src/peftbench/text_metrics.py tests=(tests/test_text_metrics.py) ;;
-  data) source=src/peftbench/data.py tests=(tests/test_data.py) ;;
+  data) source=src/peftbench/data.py tests=(tests/test_data.py tests/test_data_faults.py) ;;
+  splits) source=src/peftbench/splits.py tests=(tests/test_data.py tests/test_data_faults.py) ;;
   generation) source=src/peftbench/tasks/generation.py tests=(tests/test_tasks_generation.py) ;;
   *.py) source=$1 tests=("${@:2}") ;;
-  *) echo "unknown module '$1': use stats, measure, text_metrics, data, generation or SOURCE.py TEST.py" >&2; exit 2 ;;
+  *) echo "unknown module '$1': use stats, measure, text_metrics, data, splits, generation or SOURCE.py TEST.py" >&2; exit 2 ;;
 esac
 scratch="${MUTATION_DIR:-${TMPDIR:-/tmp}/peftbench-mutation-$(basename "$source" .py)}"
 rm -rf "$scratch" && mkdir -p "$scratch"
