@@ -14,7 +14,7 @@ QUICK = {
         "name=demo-classification-quick",
         "data.max_train_samples=160",
         "training.epochs=2",  # the whole test split (379): on 80 reviews macro-F1 is too noisy to judge
-        # IA³ at 1e-2 barely moved in 40 steps (benchmarks/demo_diagnosis.py; README)
+        # IA³ at 1e-2 barely moved in 40 steps (benchmarks/demo_diagnosis.py; docs/demos.md)
         "methods=[{method: full}, {method: ia3, learning_rate: 0.03}]",
     ],
     "generation": [
