@@ -28,8 +28,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
 from peftbench import models
-from peftbench.config import build_config
 from peftbench.executor import run_grid
+from peftbench.experiment import build_config
 from peftbench.tasks.classification import load_labelled
 
 MAX_LENGTH = 128

@@ -3,7 +3,7 @@
 import pytest
 
 from peftbench import datacache, models
-from peftbench.config import build_config
+from peftbench.experiment import build_config
 from peftbench.tasks import TASKS
 
 

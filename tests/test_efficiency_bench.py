@@ -7,8 +7,8 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import build_config
 from peftbench.efficiency.bench import generate_workload
+from peftbench.experiment import build_config
 from peftbench.runner import prepare_workspace
 
 runner = CliRunner()

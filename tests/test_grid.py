@@ -7,8 +7,8 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
+from peftbench.experiment import build_config
 from peftbench.grid import cell_of, expand
 from peftbench.worker import CRASH_ENV
 

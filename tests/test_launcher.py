@@ -11,9 +11,9 @@ from transformers import BertConfig
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
 from peftbench.executor import launch_command
+from peftbench.experiment import build_config
 from peftbench.grid import expand
 
 runner = CliRunner()

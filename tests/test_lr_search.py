@@ -7,9 +7,9 @@ import pytest
 from rich.console import Console
 
 from peftbench import lr_search, results
-from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
 from peftbench.executor import run_grid
+from peftbench.experiment import build_config
 from peftbench.grid import SEARCH_FOLDER
 from peftbench.report import build, write
 

@@ -12,7 +12,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainerControl
 
 from peftbench import runner, training
-from peftbench.config import build_config
+from peftbench.experiment import build_config
 from peftbench.measure import MemoryPhases, PeakMemory
 
 

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from peftbench import executor, lr_search, results
 from peftbench.checkpoints import SaveEveryMinutes
 from peftbench.cli import app
-from peftbench.config import apply_overrides, build_config
+from peftbench.config import apply_overrides
 from peftbench.errors import PeftbenchError
+from peftbench.experiment import build_config
 from peftbench.report.collect import load_cells
 from peftbench.runner import run_folder
 from peftbench.training import _arguments

@@ -7,9 +7,9 @@ from conftest import WORDS
 from transformers import AutoConfig, AutoTokenizer
 
 from peftbench import models
-from peftbench.config import build_config
 from peftbench.datacache import load_task_data
 from peftbench.errors import PeftbenchError
+from peftbench.experiment import build_config
 from peftbench.tasks import TASKS
 from peftbench.tasks.causal_lm import pack
 from peftbench.tasks.generation import Encoder, keep_last, template_fields

@@ -6,8 +6,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
+from peftbench.experiment import build_config
 
 runner = CliRunner()
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from peftbench import training
-from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
+from peftbench.experiment import build_config
 
 
 @pytest.fixture

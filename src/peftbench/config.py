@@ -1,60 +1,14 @@
-"""Typed experiment configs: defaults <- YAML <- command-line overrides."""
+"""Typed experiment configs: defaults <- YAML <- command-line overrides. The schema alone: what needs the
+method and task registries to check is in peftbench.experiment."""
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from peftbench.errors import PeftbenchError, closest
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"
-NAME_FORM = "letters, digits and . _ + = -, starting with a letter or digit (it becomes a folder name)"
-
-
-def check_name(name: str, what: str) -> str:
-    """A name that becomes a folder: no separators, no '..', no spaces, nothing absolute."""
-    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 200:
-        raise PeftbenchError(f"{what} '{name}' is not a valid name; use {NAME_FORM}")
-    return name
-
-
-def _path_safe(name: str | None) -> str | None:
-    if name is not None and (not re.fullmatch(NAME_PATTERN, name) or len(name) > 200):
-        raise ValueError(f"'{name}' is not a valid name; use {NAME_FORM}")
-    return name
-
-
-def _numeric(annotation: Any) -> bool:
-    """int or float (alone, optional, in a list), not bool: YAML's true must not pass as 1."""
-    kinds = set()
-    stack = [annotation]
-    while stack:
-        item = stack.pop()
-        kinds.add(item)
-        stack.extend(get_args(item))
-    return bool(kinds & {int, float}) and bool not in kinds
-
-
-class NumbersAreNumbers(BaseModel):
-    """Numeric fields take finite numbers only: no .inf/.nan, no true/false."""
-
-    model_config = ConfigDict(allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, bool) for v in values) and _numeric(
-            cls.model_fields[info.field_name].annotation
-        ):
-            raise ValueError("expected a number, not true/false")
-        return value
-
-
-class Strict(NumbersAreNumbers):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+from peftbench.errors import PeftbenchError
+from peftbench.schema import NumbersAreNumbers, Strict, path_safe
 
 
 class ModelConfig(Strict):
@@ -205,7 +159,7 @@ class MethodConfig(NumbersAreNumbers):
         description="Values to sweep, e.g. {r: [4, 8], learning_rate: [1e-4, 3e-4]}: one run per combination",
     )
 
-    _safe_name = field_validator("name")(_path_safe)
+    _safe_name = field_validator("name")(path_safe)
 
     @field_validator("sweep")
     @classmethod
@@ -245,7 +199,7 @@ class ExperimentConfig(Strict):
     output_dir: str = "runs"
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
 
-    _safe_name = field_validator("name")(_path_safe)
+    _safe_name = field_validator("name")(path_safe)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -272,28 +226,6 @@ class ExperimentConfig(Strict):
             if v is not None
         }
         return self.training.model_copy(update=overrides)
-
-
-def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
-    for part in loc[:-1]:
-        field = model_cls.model_fields.get(str(part)) if isinstance(part, str) else None
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model_cls = annotation
-    return list(model_cls.model_fields)
-
-
-def explain(error: ValidationError, model_cls: type[BaseModel] = ExperimentConfig) -> str:
-    """One line per problem, with the closest valid key for misspellings."""
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            key = str(item["loc"][-1])
-            lines.append(f"unknown config key '{where}'{closest(key, _fields_at(model_cls, item['loc']))}")
-        else:
-            lines.append(f"config key '{where}': {item['msg']}")
-    return "; ".join(lines)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -330,52 +262,3 @@ def read_yaml(path: str | Path) -> dict:
     if not isinstance(raw, dict):
         raise PeftbenchError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
     return raw
-
-
-def _check_launcher(config: ExperimentConfig) -> None:
-    launcher, batch = config.launcher, config.training.batch_size
-    if batch % launcher.num_processes:
-        raise PeftbenchError(
-            f"training.batch_size {batch} does not split over launcher.num_processes "
-            f"{launcher.num_processes}; use a multiple of it (the global batch stays batch_size)"
-        )
-    if launcher.config_file and not Path(launcher.config_file).is_file():
-        raise PeftbenchError(f"launcher.config_file '{launcher.config_file}' not found; check the path")
-    if launcher.kind == "local" and launcher.num_processes > 1:
-        raise PeftbenchError("launcher.num_processes > 1 needs launcher.kind torchrun or accelerate")
-
-
-def build_config(raw: dict) -> ExperimentConfig:
-    try:
-        config = ExperimentConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise PeftbenchError(explain(exc)) from None
-    from peftbench.methods import validate_method  # methods import models; avoid a cycle at import
-    from peftbench.tasks import TASKS
-
-    task = TASKS.get(config.task)
-    task.validate(config)
-    from peftbench.trackers import check_trackers
-
-    check_trackers(config.training.report_to)
-    from peftbench.grid import expand_methods
-
-    for method in expand_methods(config.methods):
-        validate_method(method)
-    _check_launcher(config)
-    if config.lr_search and config.lr_search.metric not in task.validation_metrics:
-        raise PeftbenchError(
-            f"lr_search.metric '{config.lr_search.metric}' is not a validation metric of task "
-            f"'{config.task}'; use one of {list(task.validation_metrics)}"
-        )
-    if config.lr_search:
-        swept = [m.run_name for m in config.methods if "learning_rate" in (m.sweep or {})]
-        if swept:
-            raise PeftbenchError(
-                f"methods {swept} sweep learning_rate while lr_search picks it; drop one of the two"
-            )
-    return config
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    return build_config(apply_overrides(read_yaml(path), overrides or []))

@@ -9,8 +9,9 @@ from itertools import product
 from typing import Literal
 
 from peftbench import RESULT_SCHEMA_VERSION
-from peftbench.config import ExperimentConfig, MethodConfig, check_name
+from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.errors import PeftbenchError
+from peftbench.schema import check_name
 
 SEARCH_FOLDER = "lr-search"  # learning-rate search runs, apart from the runs they choose for
 SHORT_KEYS = {

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from peftbench.config import build_config
+from peftbench.experiment import build_config
 from peftbench.grid import RunSpec
 from peftbench.interrupts import stop_on_signals
 from peftbench.runner import Workspace, prepare_workspace, run_baselines, run_method, run_search

@@ -1,23 +1,7 @@
-"""Command-line interface. Commands live in one module per concern; each registers on `app`."""
+"""Command-line interface. Commands live in one module per concern; each registers on `app` (cli.app)
+when imported here."""
 
-import typer
-from rich.console import Console
+from peftbench.cli import efficiency, experiments
+from peftbench.cli.app import app
 
-from peftbench.errors import PeftbenchError
-
-app = typer.Typer(
-    help="Compare fine-tuning methods on the same task: quality and cost, side by side.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console(width=max(Console().width, 150))
-SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
-
-
-def fail(exc: PeftbenchError) -> None:
-    """Print the one-line error and exit with status 2 (128 + signal number when interrupted)."""
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(getattr(exc, "exit_code", 2))
-
-
-from peftbench.cli import efficiency, experiments  # noqa: E402,F401  (command registrations)
+__all__ = ["app", "efficiency", "experiments"]

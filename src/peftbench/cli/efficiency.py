@@ -8,7 +8,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from peftbench.cli import SET_HELP, app, console, fail
+from peftbench.cli.app import SET_HELP, app, console, fail
 from peftbench.config import MethodConfig
 from peftbench.errors import PeftbenchError
 
@@ -52,7 +52,7 @@ def _target(
 ) -> Target:
     """From an experiment file (its model, task, methods, batch size and max_length) or from flags."""
     if config:
-        from peftbench.config import load_config
+        from peftbench.experiment import load_config
         from peftbench.grid import expand_methods
 
         loaded = load_config(config, set_)
@@ -83,30 +83,34 @@ def _mib(value: int | None) -> str:
     return "–" if value is None else f"{value / 2**20:,.1f}"
 
 
-Config = Annotated[Path | None, typer.Option(help="Experiment YAML: its model, task, methods, batch, length")]
-Model = Annotated[str | None, typer.Option(help="Alias (minilm, smollm2-135m), hub id or local path")]
-Task = Annotated[str, typer.Option(help="classification, causal_lm or generation")]
-Methods = Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)]
-Labels = Annotated[int, typer.Option(help="Classes of the classification head")]
-Set = Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)]
+ConfigPathOption = Annotated[
+    Path | None, typer.Option(help="Experiment YAML: its model, task, methods, batch, length")
+]
+ModelNameOption = Annotated[
+    str | None, typer.Option(help="Alias (minilm, smollm2-135m), hub id or local path")
+]
+TaskNameOption = Annotated[str, typer.Option(help="classification, causal_lm or generation")]
+MethodSpecsOption = Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)]
+NumLabelsOption = Annotated[int, typer.Option(help="Classes of the classification head")]
+OverridesOption = Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)]
 
 
 @app.command()
 def inspect(
-    config: Config = None,
-    model: Model = None,
-    task: Task = "classification",
-    method: Methods = None,
+    config: ConfigPathOption = None,
+    model: ModelNameOption = None,
+    task: TaskNameOption = "classification",
+    method: MethodSpecsOption = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the config's, else 16")] = None,
     seq_len: Annotated[
         int | None, typer.Option(min=1, help="Default: the config's max_length, else 128")
     ] = None,
-    num_labels: Labels = 2,
+    num_labels: NumLabelsOption = 2,
     precision: Annotated[
         str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast weight copies)")
     ] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON")] = None,
-    set_: Set = None,
+    set_: OverridesOption = None,
 ) -> None:
     """Parameters, artifact size and an estimate of training memory per method, from the model's config
     alone (meta device: no weights are loaded or downloaded)."""
@@ -158,10 +162,10 @@ def inspect(
 
 @app.command("probe-batch")
 def probe_batch(
-    config: Config = None,
-    model: Model = None,
-    task: Task = "classification",
-    method: Methods = None,
+    config: ConfigPathOption = None,
+    model: ModelNameOption = None,
+    task: TaskNameOption = "classification",
+    method: MethodSpecsOption = None,
     seq_len: Annotated[
         int | None, typer.Option(min=1, help="Default: the config's max_length, else 128")
     ] = None,
@@ -173,8 +177,8 @@ def probe_batch(
     precision: Annotated[
         str, typer.Option(help="auto, fp32, bf16 or fp16 autocast for the CUDA steps")
     ] = "auto",
-    num_labels: Labels = 2,
-    set_: Set = None,
+    num_labels: NumLabelsOption = 2,
+    set_: OverridesOption = None,
 ) -> None:
     """The largest training batch that fits, per method: on CUDA by real steps (out-of-memory = too
     big, bisected); on CPU by the meta-device estimate against --memory-budget."""

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from peftbench.cli import SET_HELP, app, console, fail
+from peftbench.cli.app import SET_HELP, app, console, fail
 from peftbench.errors import PeftbenchError
 
 
@@ -46,7 +46,7 @@ def run(
     """Run every method, sweep value, seed and baseline of an experiment file, then print the comparison.
 
     Each run executes in its own process (or Ray task); complete runs with the same config are skipped."""
-    from peftbench.config import load_config
+    from peftbench.experiment import load_config
     from peftbench.ray_executor import RayOptions
 
     if executor not in ("local", "ray"):
@@ -81,7 +81,8 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
     """Train one method from flags (no YAML needed)."""
-    from peftbench.config import apply_overrides, build_config
+    from peftbench.config import apply_overrides
+    from peftbench.experiment import build_config
 
     options = {k: v for k, v in {"r": lora_r, "lora_alpha": lora_alpha}.items() if v is not None}
     raw = {
@@ -199,7 +200,7 @@ def validate(
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
     """Check an experiment file without running it."""
-    from peftbench.config import load_config
+    from peftbench.experiment import load_config
 
     try:
         loaded = load_config(config, set_)

@@ -15,8 +15,8 @@ from peft import PeftModel
 from torch import nn
 
 from peftbench import results
-from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
+from peftbench.experiment import build_config
 from peftbench.measure import PeakMemory, weights_bytes
 from peftbench.methods import METHODS
 from peftbench.runner import Workspace, prepare_workspace

@@ -1,4 +1,4 @@
-from peftbench.methods import METHODS, Method
+from peftbench.methods.base import METHODS, Method
 from peftbench.methods.common import Options, options_validator, train_only
 
 METHODS.register("bitfit")(

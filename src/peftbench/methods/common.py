@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from peftbench.errors import PeftbenchError
+from peftbench.schema import explain
 
 
 class Options(BaseModel):
@@ -18,8 +19,6 @@ def options_validator(options_cls: type[Options], method: str):
         try:
             return options_cls.model_validate(options)
         except ValidationError as exc:
-            from peftbench.config import explain
-
             raise PeftbenchError(f"method '{method}': {explain(exc, options_cls)}") from None
 
     return validate

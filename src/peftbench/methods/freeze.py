@@ -4,7 +4,7 @@ from pydantic import Field
 from torch import nn
 
 from peftbench.errors import PeftbenchError
-from peftbench.methods import METHODS, Method
+from peftbench.methods.base import METHODS, Method
 from peftbench.methods.common import Options, options_validator, parameters_of, train_only
 
 LAYER_COUNTS = ("num_hidden_layers", "num_decoder_layers", "encoder_layers", "decoder_layers")

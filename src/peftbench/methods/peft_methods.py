@@ -10,7 +10,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from peftbench.errors import PeftbenchError, closest
-from peftbench.methods import METHODS, Method, MethodContext, no_callbacks
+from peftbench.methods.base import METHODS, Method, MethodContext, no_callbacks
 
 # Friendly names users expect from LoRA papers and other tools -> PEFT's field names.
 ALIASES = {"alpha": "lora_alpha", "dropout": "lora_dropout", "rank": "r"}

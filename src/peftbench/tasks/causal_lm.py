@@ -9,7 +9,7 @@ from datasets import Dataset, DatasetDict
 from peftbench.config import ExperimentConfig
 from peftbench.data import load_splits
 from peftbench.errors import PeftbenchError
-from peftbench.tasks import TASKS, Evaluation, TaskData
+from peftbench.tasks.base import TASKS, Evaluation, TaskData
 from peftbench.tasks.decoding import generate
 from peftbench.tasks.language import LanguageTask, context_length, is_encoder_decoder, pad_info, target_loss
 

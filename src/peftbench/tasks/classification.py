@@ -15,7 +15,7 @@ from peftbench.config import DataConfig, ExperimentConfig
 from peftbench.data import load_splits
 from peftbench.errors import PeftbenchError
 from peftbench.metrics import classification_metrics, per_class_report
-from peftbench.tasks import TASKS, Evaluation, Task, TaskData
+from peftbench.tasks.base import TASKS, Evaluation, Task, TaskData
 from peftbench.training import TrainerParts, predict
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "label")

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
 from peftbench import models
-from peftbench.tasks import Task, TaskData
+from peftbench.tasks.base import Task, TaskData
 from peftbench.training import TrainerParts, autocast, model_columns
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")

@@ -1,0 +1,3 @@
+from peftbench.cli import app
+
+app()

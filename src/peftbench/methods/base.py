@@ -1,0 +1,86 @@
+"""The method registry and what a method is: it only decides which weights train; training, evaluation
+and measurement are the same code for all of them."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from peft import PeftModel, TaskType
+from torch import nn
+from transformers import TrainerCallback
+
+from peftbench.config import MethodConfig
+from peftbench.errors import PeftbenchError
+from peftbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may need beyond its options: the model's origin, the task's head, training length."""
+
+    model_path: str
+    tokenizer_kwargs: dict
+    num_training_steps: int
+    peft_task_type: TaskType = TaskType.SEQ_CLS
+    head_parameters: frozenset[str] = frozenset()  # what the `head` method trains
+    head_modules: tuple[str, ...] = ()  # the modules holding them (PEFT's modules_to_save)
+    fresh_head: bool = True  # a new head that every method must train (classification)
+
+
+def no_callbacks(model: nn.Module) -> list[TrainerCallback]:
+    return []
+
+
+@dataclass(frozen=True)
+class Method:
+    summary: str
+    ships: Literal["model", "trainable", "adapter"]
+    validate: Callable[[dict], Any]
+    prepare: Callable[[nn.Module, Any, MethodContext], nn.Module]
+    # Trainer callbacks the method needs while training (AdaLoRA's rank allocation), given the prepared model
+    callbacks: Callable[[nn.Module], list[TrainerCallback]] = no_callbacks
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def validate_method(entry: MethodConfig) -> Any:
+    return METHODS.get(entry.method).validate(entry.options)
+
+
+def head_parameters_in(model: nn.Module, head_modules: tuple[str, ...]) -> list[nn.Parameter]:
+    """The trainable parameters inside the task head of a prepared model (PEFT's trainable copies included),
+    found by identity so that a head tied to the embeddings is counted once."""
+    inner = model.get_base_model() if isinstance(model, PeftModel) else model
+    found = {id(p): p for name in head_modules for p in inner.get_submodule(name).parameters()}
+    return [p for p in found.values() if p.requires_grad]
+
+
+def _check_head_trains(model: nn.Module, method: str, context: MethodContext) -> None:
+    if context.fresh_head and context.head_modules and not head_parameters_in(model, context.head_modules):
+        raise PeftbenchError(
+            f"method '{method}' leaves the fresh task head ({', '.join(context.head_modules)}) untrained; "
+            "pick another method"
+        )
+
+
+def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext) -> nn.Module:
+    method = METHODS.get(entry.method)
+    options = method.validate(entry.options)
+    try:
+        prepared = method.prepare(model, options, context)
+    except PeftbenchError:
+        raise
+    except (ValueError, TypeError, AttributeError, NotImplementedError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise PeftbenchError(
+            f"method '{entry.method}' does not fit model {type(model).__name__}: {first}; "
+            "pick another method or adjust its options"
+        ) from exc
+    if not any(p.requires_grad for p in prepared.parameters()):
+        raise PeftbenchError(
+            f"method '{entry.method}' leaves nothing to train in {type(model).__name__} "
+            "(e.g. bitfit on a model without bias terms); pick another method"
+        )
+    _check_head_trains(prepared, entry.method, context)
+    return prepared
