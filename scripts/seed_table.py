@@ -71,7 +71,9 @@ def rows_for(path: Path, sources: dict[str, models.ModelSource]) -> list[str]:
     for entry in map(offline, expand_methods(config.methods)):
         found = inspect_method(base, task, entry, source.path, batch, length, precision)
         memory = found.memory
-        parts = " / ".join(_gib(v) for v in (memory.weights, memory.gradients, memory.optimizer, memory.activations))
+        parts = " / ".join(
+            _gib(v) for v in (memory.weights, memory.gradients, memory.optimizer, memory.activations)
+        )
         largest = [
             probe_method(
                 lambda: copy.deepcopy(base), task, entry, source.path, length, LIMIT, gib * 2**30, precision
