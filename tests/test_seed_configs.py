@@ -195,3 +195,21 @@ def test_counts_the_seeds_publish(config_name, run, kind, sources):
 def test_model_totals_the_seeds_publish(config_name, sources):
     base, _, _ = _base(_config(ROOT / "configs" / "examples" / f"{config_name}.yaml"), sources)
     assert count_parameters(base)["total_params"] == TOTALS[config_name]
+
+
+@pytest.mark.slow
+def test_seed_table_script_rows_carry_the_published_counts(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_table", ROOT / "scripts" / "seed_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    path = ROOT / "configs" / "examples" / "seed004-wikitext-gpt2.yaml"
+    rows = script.rows_for(path, script.offline_sources(tmp_path))
+    cells = {row.split(" | ")[1]: row.strip("| ").split(" | ") for row in rows}
+    assert set(cells) == {"full", "lora"}
+    for run, cell in cells.items():
+        assert int(cell[2].replace(",", "")) == PUBLISHED["seed004-wikitext-gpt2", run]
+        on_24, on_80 = int(cell[-2]), int(cell[-1])
+        assert 0 < on_24 <= on_80
+    assert len(script.HEADER.split(" | ")) == len(cells["full"])
