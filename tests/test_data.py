@@ -201,7 +201,7 @@ def test_sst2_example_validates_on_a_carve_of_train_not_on_its_test_set():
 
     import yaml
 
-    example = Path(__file__).parents[1] / "configs" / "examples" / "sst2-fair-roberta.yaml"
+    example = Path(__file__).parents[1] / "configs" / "examples" / "seed000-sst2-roberta.yaml"
     section = yaml.safe_load(example.read_text())["data"]
     raw = DatasetDict(
         {

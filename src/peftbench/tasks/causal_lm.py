@@ -1,5 +1,7 @@
 """Raw-text language modelling (WikiText-style): texts packed into fixed-length blocks, scored by
-loss and perplexity per token. A few test blocks are continued by the model as readable samples."""
+loss and perplexity per token. A few test blocks are continued by the model as readable samples; with
+generation.max_eval_prompts set, that many are continued and scored by the text metrics too (BLEU, chrF,
+TER, ROUGE, METEOR: the first half of a block is the prompt, its second half the reference)."""
 
 import json
 from itertools import chain
@@ -12,6 +14,7 @@ from peftbench.errors import PeftbenchError
 from peftbench.tasks.base import TASKS, Evaluation, TaskData
 from peftbench.tasks.decoding import generate
 from peftbench.tasks.language import LanguageTask, context_length, is_encoder_decoder, pad_info, target_loss
+from peftbench.text_metrics import text_metrics
 
 
 def pack(token_lists: list[list[int]], block: int) -> list[list[int]]:
@@ -62,7 +65,8 @@ class CausalLM(LanguageTask):
     def evaluate(self, model, trainer, workspace) -> Evaluation:
         config, data = workspace.config, workspace.data
         metrics = target_loss(trainer, data.splits["test"], config.training.precision, False)
-        count = min(config.generation.num_samples, len(data.splits["test"]))
+        scored = config.generation.max_eval_prompts or 0
+        count = min(max(config.generation.num_samples, scored), len(data.splits["test"]))
         blocks = data.splits["test"].select(range(count))["input_ids"]
         half = data.info["block_size"] // 2
         generated = generate(
@@ -81,9 +85,14 @@ class CausalLM(LanguageTask):
             {"prompt": decode(ids[:half]), "references": [decode(ids[half:])], "generated": text}
             for ids, text in zip(blocks, generated.texts, strict=True)
         ]
+        extra = {"samples": samples[: config.generation.num_samples]}
+        if scored:
+            texts, references = generated.texts[:scored], [s["references"] for s in samples[:scored]]
+            scores, extra["metric_notes"] = text_metrics(texts, references)
+            metrics.update(scores, continuations_scored=len(texts))
         return Evaluation(
             metrics=metrics,
-            extra={"samples": samples},
+            extra=extra,
             files={"generations.jsonl": "".join(json.dumps(s) + "\n" for s in samples)},
         )
 
