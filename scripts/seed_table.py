@@ -16,9 +16,10 @@ import yaml
 from transformers import AutoConfig
 
 from peftbench import models
-from peftbench.config import MethodConfig, load_config
+from peftbench.config import MethodConfig
 from peftbench.efficiency.estimate import inspect_method, meta_model
 from peftbench.efficiency.probe import probe_method
+from peftbench.experiment import load_config
 from peftbench.grid import expand_methods
 from peftbench.tasks import TASKS
 
