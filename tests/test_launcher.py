@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from peftbench.cli import app
 from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
-from peftbench.executor import launch_command
 from peftbench.grid import expand
+from peftbench.launch import launch_command
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import math
 import pytest
 from rich.console import Console
 
-from peftbench import lr_search, results
+from peftbench import lr_search, results, run_folder
 from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
 from peftbench.executor import run_grid
@@ -45,7 +45,7 @@ def test_search_and_a_learning_rate_sweep_exclude_each_other(searched):
 def _fake_trial(directory, name, rate, validation, status="complete"):
     folder = directory / SEARCH_FOLDER / f"{name}-lr{rate:g}"
     folder.mkdir(parents=True)
-    results.mark(folder, status)
+    run_folder.write_status(folder, status)
     record = {"validation": validation, "train_seconds": 1.0}
     (folder / lr_search.SEARCH_FILE).write_text(json.dumps(record))
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from peftbench import results
-from peftbench.runner import run_folder
+from peftbench import results, run_folder
+from peftbench.run_folder import recording
 
 
 def _status(run_dir):
@@ -11,24 +11,24 @@ def _status(run_dir):
 
 
 def test_interrupted_run_is_marked(tmp_path):
-    with pytest.raises(KeyboardInterrupt), run_folder(tmp_path / "run"):
+    with pytest.raises(KeyboardInterrupt), recording(tmp_path / "run"):
         raise KeyboardInterrupt
     assert _status(tmp_path / "run") == "interrupted"
-    assert results.finished_results(tmp_path) == []
+    assert run_folder.finished_results(tmp_path) == []
 
 
 def test_failed_run_keeps_error(tmp_path):
-    with pytest.raises(ValueError), run_folder(tmp_path / "run"):
+    with pytest.raises(ValueError), recording(tmp_path / "run"):
         raise ValueError("boom")
     assert "boom" in (tmp_path / "run" / results.STATUS_FILE).read_text()
 
 
 def test_rerun_removes_stale_result(tmp_path):
     run_dir = tmp_path / "run"
-    with run_folder(run_dir):
+    with recording(run_dir):
         results.write_json(run_dir / results.RESULT_FILE, {"run": "x"})
-    assert len(results.finished_results(tmp_path)) == 1
-    with pytest.raises(RuntimeError), run_folder(run_dir):
+    assert len(run_folder.finished_results(tmp_path)) == 1
+    with pytest.raises(RuntimeError), recording(run_dir):
         raise RuntimeError("second attempt failed")
     assert not (run_dir / results.RESULT_FILE).exists()
 

@@ -1,11 +1,8 @@
 """Run an experiment: shared data and base model, baselines, then every method through the same loop."""
 
 import copy
-import errno
 import platform
 import tempfile
-import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -14,13 +11,14 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from peftbench import RESULT_SCHEMA_VERSION, __version__, checkpoints, models, results
+from peftbench import RESULT_SCHEMA_VERSION, __version__, models, results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
 from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, safetensors_bytes
 from peftbench.methods import METHODS, MethodContext, head_parameters_in, prepare_model
+from peftbench.run_folder import recording
 from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
 from peftbench.training import TrainOutcome, eval_metrics, make_trainer, steps_per_run, train
 
@@ -93,30 +91,6 @@ def _context(workspace: Workspace, entry: MethodConfig) -> MethodContext:
     )
 
 
-@contextmanager
-def run_folder(run_dir: Path, config_hash: str | None = None):
-    """Marks the run running; complete only if the body finished, else failed or interrupted."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keyed = {"config_hash": config_hash}
-    previous = results.read_status_file(run_dir)
-    if previous.get("status") == "complete" or previous.get("config_hash") != config_hash:
-        checkpoints.drop_checkpoints(run_dir / "trainer")  # another config's: never resumed from
-    results.begin(run_dir, **keyed)
-    try:
-        yield run_dir
-    except KeyboardInterrupt as stop:
-        results.mark_if_possible(run_dir, "interrupted", signal=str(stop) or "SIGINT", **keyed)
-        raise
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            error += "; free disk space under output_dir, then `peftbench run` again redoes this run"
-        results.mark_if_possible(run_dir, "failed", error=error, traceback=traceback.format_exc(), **keyed)
-        raise
-    results.redact_folder(run_dir)
-    results.mark(run_dir, "complete", **keyed)
-
-
 def _base_result(workspace: Workspace, run: str, kind: str, started_at: str) -> dict:
     return {
         "schema_version": RESULT_SCHEMA_VERSION,
@@ -154,7 +128,7 @@ def _finish(run_dir: Path, result: dict, evaluation: Evaluation) -> None:
 
 def run_extra_baseline(workspace: Workspace, name: str, summary: str, scorer) -> Path:
     run_dir = workspace.directory / (name + workspace.suffix)
-    with run_folder(run_dir, workspace.config_hash):
+    with recording(run_dir, workspace.config_hash):
         result = _base_result(workspace, name, "baseline", results.now())
         result["method"] = {"name": name.removeprefix("baseline-"), "summary": summary, "options": {}}
         _finish(run_dir, result, scorer(workspace))
@@ -170,7 +144,7 @@ def _trainer(workspace: Workspace, model: nn.Module, run_dir: Path):
 def run_untrained(workspace: Workspace) -> Path:
     """The model before any training: zero-shot for language tasks, a fresh head for classification."""
     run_dir = workspace.directory / ("baseline-untrained" + workspace.suffix)
-    with run_folder(run_dir, workspace.config_hash):
+    with recording(run_dir, workspace.config_hash):
         started_at = results.now()
         trainer = _trainer(workspace, workspace.base_model, run_dir)
         evaluation = workspace.task.evaluate(workspace.base_model, trainer, workspace)
@@ -258,7 +232,7 @@ def _prepare_and_train(
 def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
     run_dir = workspace.directory / (entry.run_name + workspace.suffix)
     config = workspace.config
-    with run_folder(run_dir, workspace.config_hash):
+    with recording(run_dir, workspace.config_hash):
         started_at = results.now()
         training = config.method_training(entry)
         method = METHODS.get(entry.method)
@@ -301,7 +275,7 @@ def _validation_metrics(outcome: TrainOutcome) -> dict:
 def run_search(workspace: Workspace, entry: MethodConfig) -> Path:
     """A learning-rate search run: train, score on the validation split, keep no weights."""
     run_dir = workspace.directory / SEARCH_FOLDER / entry.run_name
-    with run_folder(run_dir, workspace.config_hash):
+    with recording(run_dir, workspace.config_hash):
         _, outcome = _prepare_and_train(workspace, entry, run_dir)
         training = workspace.config.method_training(entry)
         record = {

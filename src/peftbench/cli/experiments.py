@@ -47,7 +47,7 @@ def run(
 
     Each run executes in its own process (or Ray task); complete runs with the same config are skipped."""
     from peftbench.config import load_config
-    from peftbench.ray_executor import RayOptions
+    from peftbench.launch import RayOptions
 
     if executor not in ("local", "ray"):
         fail(PeftbenchError(f"--executor '{executor}' is not known; use local or ray"))
