@@ -13,6 +13,7 @@ from filelock import FileLock, Timeout
 from rich.console import Console
 
 from peftbench import lr_search, results, run_folder
+from peftbench.baselines import baseline_names
 from peftbench.config import ExperimentConfig
 from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec, expand, expand_methods
@@ -20,7 +21,7 @@ from peftbench.interrupts import Interrupted, SignalGuard
 from peftbench.launch import RayOptions, launch_command
 from peftbench.ray_executor import run_on_ray
 from peftbench.run_folder import read_run
-from peftbench.runner import baseline_names, preflight, prepare_workspace
+from peftbench.run_inputs import preflight, prepare_inputs
 from peftbench.training import with_resolved_precision
 from peftbench.worker import execute, spec_to_json
 
@@ -79,7 +80,7 @@ class _GridLoop:
     console: Console
     force: bool
     inline: bool
-    workspaces: dict = field(default_factory=dict)  # inline only: one per seed and data
+    inputs_by_data: dict = field(default_factory=dict)  # inline only: one per seed and data
     ray: RayOptions | None = None  # None: run here, one spec after another
     guard: SignalGuard = field(default_factory=SignalGuard)
 
@@ -135,15 +136,15 @@ class _GridLoop:
             return 130
 
     def _inline(self, spec: RunSpec) -> int:
-        key = _workspace_key(spec.config)
+        key = _inputs_key(spec.config)
         try:
-            self.workspaces[key] = execute(spec, self.workspaces.get(key))
+            self.inputs_by_data[key] = execute(spec, self.inputs_by_data.get(key))
         except Exception:  # recorded in the run's status.json; the grid goes on
             return 1
         return 0
 
 
-def _workspace_key(config: ExperimentConfig) -> tuple:
+def _inputs_key(config: ExperimentConfig) -> tuple:
     return config.seed, config.data.model_dump_json()
 
 
@@ -226,14 +227,14 @@ def _run_grid(
     ray: RayOptions | None,
     guard: SignalGuard,
 ) -> list[str]:
-    workspace = prepare_workspace(config.model_copy(update={"methods": expand_methods(config.methods)}))
-    preflight(workspace)
+    inputs = prepare_inputs(config.model_copy(update={"methods": expand_methods(config.methods)}))
+    preflight(inputs)
     directory.mkdir(parents=True, exist_ok=True)
     results.write_yaml(directory / "experiment.yaml", config.model_dump())
-    loop = _GridLoop(directory, baseline_names(workspace), console, force, inline, ray=ray, guard=guard)
+    loop = _GridLoop(directory, baseline_names(inputs), console, force, inline, ray=ray, guard=guard)
     if inline:
-        loop.workspaces[_workspace_key(config)] = workspace
-    del workspace  # subprocess workers load their own; keep the parent small
+        loop.inputs_by_data[_inputs_key(config)] = inputs
+    del inputs  # subprocess workers load their own; keep the parent small
     failed: list[str] = []
     if config.lr_search:
         config, failed = _search(loop, config)

@@ -19,7 +19,7 @@ from peftbench.config import build_config
 from peftbench.errors import PeftbenchError
 from peftbench.measure import PeakMemory, weights_bytes
 from peftbench.methods import METHODS
-from peftbench.runner import Workspace, prepare_workspace
+from peftbench.run_inputs import RunInputs, prepare_inputs
 from peftbench.tasks.decoding import generate, left_pad
 from peftbench.training import autocast, model_columns, with_resolved_precision
 
@@ -61,7 +61,7 @@ class Timing:
         }
 
 
-def load_run(run_dir: Path) -> tuple[Workspace, dict]:
+def load_run(run_dir: Path) -> tuple[RunInputs, dict]:
     """The finished run's workspace (same data, seed and fresh head as in training) and result.json."""
     result_file = run_dir / results.RESULT_FILE
     if not result_file.is_file():
@@ -78,14 +78,14 @@ def load_run(run_dir: Path) -> tuple[Workspace, dict]:
     raw = yaml.safe_load((run_dir / "config.yaml").read_text())  # training: the run's own, per method
     entry = raw.pop("method")
     config = with_resolved_precision(build_config({**raw, "methods": [entry]}))
-    return prepare_workspace(config), result
+    return prepare_inputs(config), result
 
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def variants(workspace: Workspace, run_dir: Path) -> tuple[dict[str, nn.Module], str | None]:
+def variants(workspace: RunInputs, run_dir: Path) -> tuple[dict[str, nn.Module], str | None]:
     """base, adapter and merged models (merged absent, with the reason, if the method cannot merge)."""
     device = _device()
     base = workspace.base_model.to(device).eval()
@@ -98,7 +98,7 @@ def variants(workspace: Workspace, run_dir: Path) -> tuple[dict[str, nn.Module],
     return models, None
 
 
-def forward_batches(workspace: Workspace, samples: int, batch_size: int) -> list[dict]:
+def forward_batches(workspace: RunInputs, samples: int, batch_size: int) -> list[dict]:
     """Padded test batches without labels (inference only), on the benchmark device."""
     parts = workspace.task.trainer_parts(workspace.tokenizer, workspace.base_model, workspace.data)
     inputs = tuple(name for name in parts.model_inputs if name not in ("label", "labels"))
@@ -118,7 +118,7 @@ def forward_workload(batches: list[dict], precision: str) -> Callable[[nn.Module
     return run
 
 
-def generate_workload(workspace: Workspace, samples: int, batch_size: int, max_new_tokens: int):
+def generate_workload(workspace: RunInputs, samples: int, batch_size: int, max_new_tokens: int):
     config = workspace.config
     prompts = [group["prompt_ids"] for group in workspace.data.evaluation][:samples]
     decoding = config.generation.model_copy(

@@ -77,11 +77,11 @@ class Task:
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, trainer, workspace) -> Evaluation:
+    def evaluate(self, model: nn.Module, trainer, inputs) -> Evaluation:
         raise NotImplementedError
 
     def extra_baselines(self) -> dict[str, tuple[str, Callable[[Any], Evaluation]]]:
-        """Baselines besides the untrained model: name -> (summary, scorer of the workspace)."""
+        """Baselines besides the untrained model: name -> (summary, scorer of the run inputs)."""
         return {}
 
 

@@ -181,13 +181,13 @@ class Classification(Task):
 
         return TrainerParts(DataCollatorWithPadding(tokenizer), MODEL_INPUTS, compute_metrics)
 
-    def evaluate(self, model: nn.Module, trainer, workspace) -> Evaluation:
-        logits, loss = predict(trainer, workspace.data.splits["test"], MODEL_INPUTS)
-        return score(workspace.data, logits.argmax(-1), logits, loss)
+    def evaluate(self, model: nn.Module, trainer, inputs) -> Evaluation:
+        logits, loss = predict(trainer, inputs.data.splits["test"], MODEL_INPUTS)
+        return score(inputs.data, logits.argmax(-1), logits, loss)
 
     def extra_baselines(self) -> dict:
-        def majority(workspace) -> Evaluation:
-            data = workspace.data
+        def majority(inputs) -> Evaluation:
+            data = inputs.data
             label = Counter(data.splits["train"]["label"]).most_common(1)[0][0]
             return score(data, np.full(len(data.splits["test"]), label), None, None)
 

@@ -219,14 +219,14 @@ class Generation(LanguageTask):
             )
         return groups
 
-    def evaluate(self, model, trainer, workspace) -> Evaluation:
-        config, data = workspace.config, workspace.data
+    def evaluate(self, model, trainer, inputs) -> Evaluation:
+        config, data = inputs.config, inputs.data
         encoder_decoder = data.info["encoder_decoder"]
         losses = target_loss(trainer, data.splits["test"], config.training.precision, encoder_decoder)
         groups = data.evaluation
         generated = generate(
             trainer.model,
-            workspace.tokenizer,
+            inputs.tokenizer,
             [g["prompt_ids"] for g in groups],
             config.generation,
             config.training.precision,
