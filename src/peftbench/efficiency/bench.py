@@ -16,8 +16,8 @@ from torch import nn
 
 from peftbench import results
 from peftbench.config import build_config
-from peftbench.errors import PeftbenchError
-from peftbench.measure import PeakMemory, weights_bytes
+from peftbench.errors import PeftbenchError, first_line
+from peftbench.measure import PeakMemory, cuda_sync, weights_bytes
 from peftbench.methods import METHODS
 from peftbench.run_inputs import RunInputs, prepare_inputs
 from peftbench.tasks.decoding import generate, left_pad
@@ -94,7 +94,7 @@ def variants(workspace: RunInputs, run_dir: Path) -> tuple[dict[str, nn.Module],
     try:
         models["merged"] = copy.deepcopy(adapted).merge_and_unload().eval()
     except (AttributeError, ValueError, NotImplementedError, TypeError) as exc:
-        return models, f"not mergeable: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+        return models, f"not mergeable: {first_line(exc)}"
     return models, None
 
 
@@ -142,18 +142,13 @@ def generate_workload(workspace: RunInputs, samples: int, batch_size: int, max_n
     return run, prompts
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def _timed_pass(model: nn.Module, workload: Callable) -> tuple[float, int, int]:
     """Seconds, units done and peak memory (CUDA allocated, else process RSS) of one pass."""
     with PeakMemory() as memory:
-        _sync()
+        cuda_sync()
         start = time.perf_counter()
         units = workload(model)
-        _sync()
+        cuda_sync()
         seconds = time.perf_counter() - start
     peak = memory.report()["cuda_peak_allocated_bytes"] if torch.cuda.is_available() else memory.peak_rss
     return seconds, units, peak

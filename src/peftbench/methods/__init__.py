@@ -22,8 +22,7 @@ class MethodContext:
     tokenizer_kwargs: dict
     num_training_steps: int
     peft_task_type: TaskType = TaskType.SEQ_CLS
-    head_parameters: frozenset[str] = frozenset()  # what the `head` method trains
-    head_modules: tuple[str, ...] = ()  # the modules holding them (PEFT's modules_to_save)
+    head_modules: tuple[str, ...] = ()  # the task head (PEFT's modules_to_save; what `head` trains)
     fresh_head: bool = True  # a new head that every method must train (classification)
 
 

@@ -13,7 +13,6 @@ from torch import nn
 
 from peftbench.config import ExperimentConfig
 from peftbench.methods import MethodContext
-from peftbench.methods.common import parameters_of
 from peftbench.models import ModelSource
 from peftbench.registry import Registry
 from peftbench.training import TrainerParts
@@ -71,9 +70,6 @@ class Task:
         head is fresh) what every other method trains too."""
         raise NotImplementedError
 
-    def head_parameters(self, model: nn.Module) -> frozenset[str]:
-        return parameters_of(model, [model.get_submodule(name) for name in self.head_modules(model)])
-
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
         raise NotImplementedError
 
@@ -98,7 +94,6 @@ def method_context(
         tokenizer_kwargs=tokenizer_kwargs or {},
         num_training_steps=num_training_steps,
         peft_task_type=task.peft_task_type(model),
-        head_parameters=task.head_parameters(model),
         head_modules=task.head_modules(model),
         fresh_head=task.fresh_head,
     )
