@@ -151,11 +151,11 @@ def _inputs_key(config: ExperimentConfig) -> tuple:
 def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
     """Fair-comparison mode: search each method's learning rate, then return the experiment at those rates."""
     failed = loop.run(lr_search.search_specs(config), "lr search")
-    summary = lr_search.choose(loop.directory, config)
+    summary = lr_search.pick_rates(loop.directory, config)
     loop.console.print("[bold]learning rates chosen on the validation split[/bold]")
     for line in lr_search.describe(summary):
         loop.console.print(f"  {line}")
-    chosen, unusable = lr_search.apply(config, summary)
+    chosen, unusable = lr_search.with_chosen_rates(config, summary)
     return chosen, failed + unusable
 
 

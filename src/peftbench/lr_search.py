@@ -63,7 +63,7 @@ def _trial(folder: Path, rate: float, metric: str) -> dict:
     }
 
 
-def choose(directory: Path, config: ExperimentConfig) -> dict:
+def pick_rates(directory: Path, config: ExperimentConfig) -> dict:
     """Pick each method's best rate from its search runs and write lr_search.json; returns that summary."""
     search = config.lr_search
     pick = min if search.lower_is_better else max
@@ -99,7 +99,7 @@ def choose(directory: Path, config: ExperimentConfig) -> dict:
     return summary
 
 
-def apply(config: ExperimentConfig, summary: dict) -> tuple[ExperimentConfig, list[str]]:
+def with_chosen_rates(config: ExperimentConfig, summary: dict) -> tuple[ExperimentConfig, list[str]]:
     """The experiment with every method at its chosen rate, and one failure line per method whose
     search produced no usable run (that method's final runs are skipped)."""
     methods, failed = [], []

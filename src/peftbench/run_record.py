@@ -48,7 +48,7 @@ def base_result(inputs: RunInputs, run: str, kind: str, started_at: str) -> dict
         },
         "data": {
             "dataset": inputs.config.data.dataset,
-            **inputs.data.info,
+            **inputs.data.metadata,
             "sizes": {k: len(v) for k, v in inputs.data.splits.items()},
             "evaluated_on": "test",
         },
@@ -60,7 +60,7 @@ def base_result(inputs: RunInputs, run: str, kind: str, started_at: str) -> dict
 def finish(run_dir: Path, result: dict, evaluation: Evaluation) -> None:
     """Write the evaluation's files, then result.json last (atomically)."""
     write_files(run_dir, evaluation)
-    result.update({"metrics": {"test": evaluation.metrics}, **evaluation.extra})
+    result.update({"metrics": {"test": evaluation.metrics}, **evaluation.result_fields})
     results.write_json(run_dir / results.RESULT_FILE, {**result, "finished_at": results.now()})
 
 

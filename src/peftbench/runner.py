@@ -35,12 +35,12 @@ def _artifact(kind: str, folder: Path, path: str | None) -> dict:
     }
 
 
-def _save_artifact(model: nn.Module, ships: str, run_dir: Path, save_full: bool) -> dict:
+def _save_artifact(model: nn.Module, saved_as: str, run_dir: Path, save_full: bool) -> dict:
     """Save what the method must ship and report the size of its weight files on disk."""
-    if ships == "adapter":
+    if saved_as == "adapter":
         model.save_pretrained(run_dir / "adapter")
         return _artifact("adapter", run_dir / "adapter", "adapter")
-    if ships == "trainable":
+    if saved_as == "trainable":
         trainable = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
         (run_dir / "trainable").mkdir(exist_ok=True)
         save_file(trainable, run_dir / "trainable" / "model.safetensors")
@@ -92,7 +92,7 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
         result["resumed_from"] = outcome.resumed
         result["efficiency"] = {
             **count_parameters(model),
-            **_save_artifact(model, method.ships, run_dir, config.save_full_model),
+            **_save_artifact(model, method.saved_as, run_dir, config.save_full_model),
             "train_seconds": outcome.train_seconds,
             "epoch_seconds": outcome.epoch_seconds,
             "train_samples_per_second": outcome.train_samples_per_second,

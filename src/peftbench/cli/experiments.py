@@ -189,7 +189,7 @@ def methods() -> None:
     table.add_column("ships")
     for name in METHODS:
         entry = METHODS.get(name)
-        table.add_row(name, entry.summary, entry.ships)
+        table.add_row(name, entry.summary, entry.saved_as)
     console.print(table)
 
 

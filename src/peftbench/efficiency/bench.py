@@ -70,7 +70,11 @@ def load_run(run_dir: Path) -> tuple[RunInputs, dict]:
         )
     result = json.loads(result_file.read_text())
     method = result.get("method", {}).get("name")
-    if method not in METHODS or METHODS.get(method).ships != "adapter" or not (run_dir / "adapter").is_dir():
+    if (
+        method not in METHODS
+        or METHODS.get(method).saved_as != "adapter"
+        or not (run_dir / "adapter").is_dir()
+    ):
         raise PeftbenchError(
             f"run '{result.get('run')}' has no adapter (method '{method}'); bench-inference compares the "
             "base model, base + adapter and merged: pick a run of a PEFT method such as lora or ia3"
@@ -120,11 +124,11 @@ def forward_workload(batches: list[dict], precision: str) -> Callable[[nn.Module
 
 def generate_workload(workspace: RunInputs, samples: int, batch_size: int, max_new_tokens: int):
     config = workspace.config
-    prompts = [group["prompt_ids"] for group in workspace.data.evaluation][:samples]
+    prompts = [group["prompt_ids"] for group in workspace.data.test_references][:samples]
     decoding = config.generation.model_copy(
         update={"batch_size": batch_size, "max_new_tokens": max_new_tokens}
     )
-    encoder_decoder = workspace.data.info["encoder_decoder"]
+    encoder_decoder = workspace.data.metadata["encoder_decoder"]
 
     def run(model: nn.Module) -> int:
         made = generate(

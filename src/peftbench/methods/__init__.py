@@ -33,7 +33,7 @@ def no_callbacks(model: nn.Module) -> list[TrainerCallback]:
 @dataclass(frozen=True)
 class Method:
     summary: str
-    ships: Literal["model", "trainable", "adapter"]
+    saved_as: Literal["model", "trainable", "adapter"]  # what a run saves as its artifact
     validate: Callable[[dict], Any]
     prepare: Callable[[nn.Module, Any, MethodContext], nn.Module]
     # Trainer callbacks the method needs while training (AdaLoRA's rank allocation), given the prepared model

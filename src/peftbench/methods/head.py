@@ -10,7 +10,7 @@ def _train_head(model, options, context):
 METHODS.register("head")(
     Method(
         summary="the task head only (classifier, or the LM output layer); the body is frozen",
-        ships="trainable",
+        saved_as="trainable",
         validate=options_validator(Options, "head"),
         prepare=_train_head,
     )

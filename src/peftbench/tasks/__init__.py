@@ -23,8 +23,8 @@ class TaskData:
     """Tokenised train/validation/test splits plus what the task needs to score the test split."""
 
     splits: DatasetDict
-    info: dict = field(default_factory=dict)  # recorded in result.json under "data"
-    evaluation: Any = None  # task-specific, e.g. multi-reference groups
+    metadata: dict = field(default_factory=dict)  # facts about the data, recorded in result.json under "data"
+    test_references: Any = None  # what the test split is scored against (generation: prompts and references)
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Evaluation:
     """Scores of one model on the test split, plus files to write next to result.json."""
 
     metrics: dict
-    extra: dict = field(default_factory=dict)  # merged into result.json (per_class, samples, ...)
+    result_fields: dict = field(default_factory=dict)  # merged into result.json (per_class, samples, ...)
     files: dict[str, str] = field(default_factory=dict)  # file name -> contents
 
 

@@ -64,7 +64,7 @@ class CausalLM(LanguageTask):
         metrics = target_loss(trainer, data.splits["test"], config.training.precision, False)
         count = min(config.generation.num_samples, len(data.splits["test"]))
         blocks = data.splits["test"].select(range(count))["input_ids"]
-        half = data.info["block_size"] // 2
+        half = data.metadata["block_size"] // 2
         generated = generate(
             trainer.model,
             inputs.tokenizer,
@@ -83,7 +83,7 @@ class CausalLM(LanguageTask):
         ]
         return Evaluation(
             metrics=metrics,
-            extra={"samples": samples},
+            result_fields={"samples": samples},
             files={"generations.jsonl": "".join(json.dumps(s) + "\n" for s in samples)},
         )
 

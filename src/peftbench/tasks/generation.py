@@ -199,7 +199,7 @@ class Generation(LanguageTask):
             **loaded.info,
             **pad_info(tokenizer),
         }
-        return TaskData(splits=DatasetDict(encoded), info=info, evaluation=groups)
+        return TaskData(splits=DatasetDict(encoded), metadata=info, test_references=groups)
 
     @staticmethod
     def _reference_groups(prompts, prompts_ids, targets, encoder: Encoder, room: int, config) -> list[dict]:
@@ -221,9 +221,9 @@ class Generation(LanguageTask):
 
     def evaluate(self, model, trainer, inputs) -> Evaluation:
         config, data = inputs.config, inputs.data
-        encoder_decoder = data.info["encoder_decoder"]
+        encoder_decoder = data.metadata["encoder_decoder"]
         losses = target_loss(trainer, data.splits["test"], config.training.precision, encoder_decoder)
-        groups = data.evaluation
+        groups = data.test_references
         generated = generate(
             trainer.model,
             inputs.tokenizer,
@@ -248,7 +248,7 @@ class Generation(LanguageTask):
         ]
         return Evaluation(
             metrics=metrics,
-            extra={
+            result_fields={
                 "samples": rows[: config.generation.num_samples],
                 "metric_notes": notes,
                 "decoding": config.generation.model_dump(),
