@@ -59,3 +59,17 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path, monkeypatch):
     # an interrupted write keeps the old file whole and cleans up its temporary file
     assert json.loads(target.read_text()) == {"k": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_run_is_reused_only_when_complete_readable_and_of_the_same_config(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_folder.read_run(run_dir).status == "missing"
+    with recording(run_dir, "h1"):
+        results.write_json(run_dir / results.RESULT_FILE, {"run": "x"})
+    run = run_folder.read_run(run_dir)
+    assert run.status == "complete" and run.result == {"run": "x"} and run.config_hash == "h1"
+    assert run.finished_with("h1") and not run.finished_with("h2")
+    with pytest.raises(ValueError), recording(run_dir, "h1"):
+        raise ValueError("boom")
+    failed = run_folder.read_run(run_dir)
+    assert failed.status == "failed" and failed.error == "ValueError: boom" and not failed.finished_with("h1")

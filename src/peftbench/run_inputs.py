@@ -17,7 +17,8 @@ from peftbench.training import steps_per_run
 
 @dataclass
 class RunInputs:
-    """What every run of one experiment shares, loaded once."""
+    """What every run of one seed and data fraction shares, loaded once; suffix and config_hash name the
+    spec it is serving now."""
 
     config: ExperimentConfig
     source: models.ModelSource
