@@ -33,7 +33,7 @@ def test_second_load_reads_the_cache_and_returns_the_same_data(experiment, count
     config = build_config(experiment)
     first, second = _load(config), _load(config)
     assert counting == ["classification"]  # tokenised once
-    assert first.info == second.info
+    assert first.metadata == second.metadata
     for split in ("train", "validation", "test"):
         assert first.splits[split].to_list() == second.splits[split].to_list()
 
@@ -54,7 +54,7 @@ def test_generation_groups_survive_the_cache(tmp_path, tiny_llama_lm, data_to_te
     }
     config = build_config(raw)
     first, second = _load(config), _load(config)
-    assert len(counting) == 1 and first.evaluation == second.evaluation and first.evaluation
+    assert len(counting) == 1 and first.test_references == second.test_references and first.test_references
 
 
 def test_changed_data_settings_or_files_miss_the_cache(experiment, reviews_csv, counting):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from peftbench.cli import app
 from peftbench.efficiency.bench import generate_workload
 from peftbench.experiment import build_config
-from peftbench.runner import prepare_workspace
+from peftbench.run_inputs import prepare_inputs
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_generation_timing_makes_every_variant_generate_the_same_tokens(
             "output_dir": str(tmp_path),
         }
     )
-    workspace = prepare_workspace(config)
+    workspace = prepare_inputs(config)
     model = workspace.base_model
     eos = workspace.tokenizer.eos_token_id
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from peftbench.cli import app
 from peftbench.errors import PeftbenchError
-from peftbench.executor import launch_command
 from peftbench.experiment import build_config
 from peftbench.grid import expand
+from peftbench.launch import launch_command
 
 runner = CliRunner()
 

@@ -6,7 +6,8 @@ import math
 import pytest
 from rich.console import Console
 
-from peftbench import lr_search, results
+from peftbench import lr_search, results, run_folder
+from peftbench.experiment import build_config
 from peftbench.errors import PeftbenchError
 from peftbench.executor import run_grid
 from peftbench.experiment import build_config
@@ -45,7 +46,7 @@ def test_search_and_a_learning_rate_sweep_exclude_each_other(searched):
 def _fake_trial(directory, name, rate, validation, status="complete"):
     folder = directory / SEARCH_FOLDER / f"{name}-lr{rate:g}"
     folder.mkdir(parents=True)
-    results.mark(folder, status)
+    run_folder.write_status(folder, status)
     record = {"validation": validation, "train_seconds": 1.0}
     (folder / lr_search.SEARCH_FILE).write_text(json.dumps(record))
 
@@ -58,13 +59,13 @@ def test_choose_picks_the_best_usable_rate_and_apply_drops_hopeless_methods(sear
     _fake_trial(tmp_path, "full", 1e-3, {"accuracy": 0.8})
     _fake_trial(tmp_path, "full", 1e-2, {"accuracy": 0.9}, status="failed")  # failed runs never win
     _fake_trial(tmp_path, "lora", 1e-4, {"accuracy": math.nan})  # diverged
-    summary = lr_search.choose(tmp_path, config)
+    summary = lr_search.pick_rates(tmp_path, config)
     assert summary["methods"]["full"]["chosen_learning_rate"] == 1e-3
     assert summary["methods"]["lora"]["chosen_learning_rate"] is None
     statuses = [t["status"] for t in summary["methods"]["lora"]["trials"]]
     assert statuses == ["diverged", "missing", "missing"]
     assert json.loads((tmp_path / lr_search.SUMMARY_FILE).read_text()) == summary
-    final, failures = lr_search.apply(config, summary)
+    final, failures = lr_search.with_chosen_rates(config, summary)
     assert [m.run_name for m in final.methods] == ["full"] and final.methods[0].learning_rate == 1e-3
     assert final.lr_search is None and len(failures) == 1 and failures[0].startswith("lora:")
     assert "full: lr 0.001" in lr_search.describe(summary)[0]
@@ -74,7 +75,7 @@ def test_lower_loss_wins_by_default(searched, tmp_path):
     config = build_config(searched)
     _fake_trial(tmp_path, "full", 1e-4, {"loss": 0.7})
     _fake_trial(tmp_path, "full", 1e-2, {"loss": 0.4})
-    assert lr_search.choose(tmp_path, config)["methods"]["full"]["chosen_learning_rate"] == 1e-2
+    assert lr_search.pick_rates(tmp_path, config)["methods"]["full"]["chosen_learning_rate"] == 1e-2
 
 
 @pytest.mark.slow

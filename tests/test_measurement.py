@@ -11,7 +11,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainerControl
 
-from peftbench import runner, training
+from peftbench import run_inputs, runner, training
 from peftbench.experiment import build_config
 from peftbench.measure import MemoryPhases, PeakMemory
 
@@ -40,7 +40,7 @@ def stopped_early(experiment, monkeypatch):
     monkeypatch.setattr(runner, "train", slow_train)
     experiment["training"]["epochs"] = 3
     config = build_config({**experiment, "methods": [{"method": "full"}]})
-    workspace = runner.prepare_workspace(config)
+    workspace = run_inputs.prepare_inputs(config)
     run_dir = runner.run_method(workspace, config.methods[0])
     return json.loads((run_dir / "result.json").read_text()), workspace
 

@@ -14,14 +14,14 @@ from filelock import FileLock
 from transformers import TrainerControl
 from typer.testing import CliRunner
 
-from peftbench import executor, lr_search, results
+from peftbench import executor, lr_search, results, run_folder
 from peftbench.checkpoints import SaveEveryMinutes
 from peftbench.cli import app
 from peftbench.config import apply_overrides
 from peftbench.errors import PeftbenchError
 from peftbench.experiment import build_config
 from peftbench.report.collect import load_cells
-from peftbench.runner import run_folder
+from peftbench.run_folder import read_run, recording
 from peftbench.training import _arguments
 
 runner = CliRunner()
@@ -55,7 +55,7 @@ def test_valid_names_pass(experiment):
 
 def _finished_run(folder: Path, config_hash: str = "h") -> Path:
     results.write_json(folder / results.RESULT_FILE, {"run": folder.name, "method": {"name": "full"}})
-    results.mark(folder, "complete", config_hash=config_hash)
+    run_folder.write_status(folder, "complete", config_hash=config_hash)
     return folder
 
 
@@ -64,18 +64,18 @@ def test_a_truncated_file_skips_that_run_with_a_warning(tmp_path, capsys, damage
     good, bad = _finished_run(tmp_path / "good"), _finished_run(tmp_path / "bad")
     text = (bad / damaged).read_text()
     (bad / damaged).write_text(text[: len(text) // 2])
-    assert [r["run"] for r in results.finished_results(tmp_path)] == ["good"]
+    assert [r["run"] for r in run_folder.finished_results(tmp_path)] == ["good"]
     assert [c.name for c in load_cells(tmp_path)] == ["good"]
     warning = capsys.readouterr().err
     assert f"warning: skipped damaged {bad / damaged}" in warning and "peftbench run" in warning
     assert warning.count("warning:") == 1  # once per file, not once per reader
-    assert executor._is_cached(good, "h") and not executor._is_cached(bad, "h")
+    assert read_run(good).finished_with("h") and not read_run(bad).finished_with("h")
 
 
 def test_a_status_that_is_not_an_object_is_damaged(tmp_path):
     run = _finished_run(tmp_path / "run")
     (run / results.STATUS_FILE).write_text("[1, 2]")
-    assert results.read_status(run) == "unknown" and results.finished_results(tmp_path) == []
+    assert read_run(run).status == "unknown" and run_folder.finished_results(tmp_path) == []
 
 
 def test_a_damaged_search_record_cannot_be_chosen(tmp_path):
@@ -88,11 +88,11 @@ def test_a_running_status_whose_process_is_gone_reads_interrupted(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     run = tmp_path / "run"
-    results.mark(run, "running", pid=dead.pid, host=socket.gethostname(), config_hash="h")
-    assert results.read_status(run) == "interrupted"
-    assert not executor._is_cached(run, "h")
-    results.mark(run, "running", pid=os.getpid(), host=socket.gethostname())
-    assert results.read_status(run) == "running"
+    run_folder.write_status(run, "running", pid=dead.pid, host=socket.gethostname(), config_hash="h")
+    assert read_run(run).status == "interrupted"
+    assert not read_run(run).finished_with("h")
+    run_folder.write_status(run, "running", pid=os.getpid(), host=socket.gethostname())
+    assert read_run(run).status == "running"
 
 
 @pytest.mark.parametrize(
@@ -149,28 +149,28 @@ def _yaml(tmp_path: Path, experiment: dict) -> Path:
 
 
 def test_a_full_disk_marks_the_run_failed_with_the_fix(tmp_path):
-    with pytest.raises(OSError), run_folder(tmp_path / "run"):
+    with pytest.raises(OSError), recording(tmp_path / "run"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    status = results.read_status_file(tmp_path / "run")
-    assert status["status"] == "failed" and "free disk space under output_dir" in status["error"]
+    status = read_run(tmp_path / "run")
+    assert status.status == "failed" and "free disk space under output_dir" in status.error
 
 
 def test_when_not_even_the_status_can_be_written_the_grid_marks_the_run(tmp_path, monkeypatch):
-    real_mark = results.mark
+    real_mark = run_folder.write_status
 
     def disk_full(run_dir, status, **details):
         if status != "running":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_mark(run_dir, status, **details)
 
-    monkeypatch.setattr(results, "mark", disk_full)
-    with pytest.raises(ValueError, match="the run's own error"), run_folder(tmp_path / "run", "h"):
+    monkeypatch.setattr(run_folder, "write_status", disk_full)
+    with pytest.raises(ValueError, match="the run's own error"), recording(tmp_path / "run", "h"):
         raise ValueError("the run's own error")
-    monkeypatch.setattr(results, "mark", real_mark)
-    assert executor._outcome([tmp_path / "run"], 1) == [
+    monkeypatch.setattr(run_folder, "write_status", real_mark)
+    assert executor._failures_after_worker([tmp_path / "run"], 1) == [
         "run: worker process exited with code 1 before the run finished (crash or out of memory)"
     ]
-    assert results.read_status_file(tmp_path / "run")["config_hash"] == "h"
+    assert read_run(tmp_path / "run").config_hash == "h"
 
 
 @pytest.mark.slow
@@ -183,7 +183,7 @@ def test_an_unwritable_run_folder_fails_that_run_and_the_grid_goes_on(tmp_path, 
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "error: run a: worker process exited" in result.output.replace("\n", " ")
     assert "status could not be written" in result.output.replace("\n", " ")
-    assert results.read_status(tmp_path / "runs" / "tiny" / "b") == "complete"
+    assert read_run(tmp_path / "runs" / "tiny" / "b").status == "complete"
 
 
 SECRET = "hf_SecretValue1234"
@@ -199,7 +199,7 @@ def test_every_written_file_loses_secret_substrings(tmp_path, monkeypatch):
 
 def test_library_files_in_a_finished_run_are_redacted(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", SECRET)
-    with run_folder(tmp_path / "run") as run_dir:
+    with recording(tmp_path / "run") as run_dir:
         (run_dir / "adapter").mkdir()
         (run_dir / "adapter" / "adapter_config.json").write_text(f'{{"base_model_name_or_path": "{SECRET}"}}')
     assert SECRET not in (tmp_path / "run" / "adapter" / "adapter_config.json").read_text()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from peftbench import results
 from peftbench.cli import app
+from peftbench.run_folder import read_run
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +80,7 @@ def test_a_worker_stops_when_its_parent_is_killed(tmp_path, experiment):
     worker = _wait_for_training(process, run_dir)["pid"]
     process.kill()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and results.read_status(run_dir) == "running":
+    while time.monotonic() < deadline and read_run(run_dir).status == "running":
         time.sleep(0.2)
     assert json.loads((run_dir / results.STATUS_FILE).read_text())["status"] == "interrupted"
     while time.monotonic() < deadline + 30 and _alive(worker):
@@ -88,7 +89,7 @@ def test_a_worker_stops_when_its_parent_is_killed(tmp_path, experiment):
 
 
 def _complete_result(folder: Path) -> dict:
-    assert results.read_status(folder) == "complete"
+    assert read_run(folder).status == "complete"
     return json.loads((folder / results.RESULT_FILE).read_text())
 
 
@@ -102,7 +103,7 @@ def test_sigterm_mid_training_then_run_again_equals_an_uninterrupted_run(tmp_pat
     time.sleep(1)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
-    assert results.read_status(run_dir) == "interrupted"
+    assert read_run(run_dir).status == "interrupted"
     assert len(list((run_dir / "trainer").glob("checkpoint-*"))) == 1  # only the last is kept
     config = tmp_path / "e.yaml"
     again = CliRunner().invoke(app, ["run", str(config)])
@@ -129,7 +130,7 @@ def test_without_checkpoints_an_interrupted_run_is_redone_to_the_same_result(tmp
     _wait_for_training(process, run_dir)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
-    assert results.read_status(run_dir) == "interrupted"
+    assert read_run(run_dir).status == "interrupted"
     config = tmp_path / "e.yaml"
     assert CliRunner().invoke(app, ["run", str(config)]).exit_code == 0
     fresh = CliRunner().invoke(app, ["run", str(config), "--set", f"output_dir={tmp_path / 'fresh'}"])

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from peftbench import results
-from peftbench.runner import run_folder
+from peftbench import results, run_folder
+from peftbench.run_folder import recording
 
 
 def _status(run_dir):
@@ -11,24 +11,24 @@ def _status(run_dir):
 
 
 def test_interrupted_run_is_marked(tmp_path):
-    with pytest.raises(KeyboardInterrupt), run_folder(tmp_path / "run"):
+    with pytest.raises(KeyboardInterrupt), recording(tmp_path / "run"):
         raise KeyboardInterrupt
     assert _status(tmp_path / "run") == "interrupted"
-    assert results.finished_results(tmp_path) == []
+    assert run_folder.finished_results(tmp_path) == []
 
 
 def test_failed_run_keeps_error(tmp_path):
-    with pytest.raises(ValueError), run_folder(tmp_path / "run"):
+    with pytest.raises(ValueError), recording(tmp_path / "run"):
         raise ValueError("boom")
     assert "boom" in (tmp_path / "run" / results.STATUS_FILE).read_text()
 
 
 def test_rerun_removes_stale_result(tmp_path):
     run_dir = tmp_path / "run"
-    with run_folder(run_dir):
+    with recording(run_dir):
         results.write_json(run_dir / results.RESULT_FILE, {"run": "x"})
-    assert len(results.finished_results(tmp_path)) == 1
-    with pytest.raises(RuntimeError), run_folder(run_dir):
+    assert len(run_folder.finished_results(tmp_path)) == 1
+    with pytest.raises(RuntimeError), recording(run_dir):
         raise RuntimeError("second attempt failed")
     assert not (run_dir / results.RESULT_FILE).exists()
 
@@ -59,3 +59,17 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path, monkeypatch):
     # an interrupted write keeps the old file whole and cleans up its temporary file
     assert json.loads(target.read_text()) == {"k": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_run_is_reused_only_when_complete_readable_and_of_the_same_config(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_folder.read_run(run_dir).status == "missing"
+    with recording(run_dir, "h1"):
+        results.write_json(run_dir / results.RESULT_FILE, {"run": "x"})
+    run = run_folder.read_run(run_dir)
+    assert run.status == "complete" and run.result == {"run": "x"} and run.config_hash == "h1"
+    assert run.finished_with("h1") and not run.finished_with("h2")
+    with pytest.raises(ValueError), recording(run_dir, "h1"):
+        raise ValueError("boom")
+    failed = run_folder.read_run(run_dir)
+    assert failed.status == "failed" and failed.error == "ValueError: boom" and not failed.finished_with("h1")

@@ -77,9 +77,9 @@ def test_references_are_grouped_per_prompt(tiny_llama_lm, data_to_text_csv, tmp_
     train.write_text("mr,ref\n" + "".join(f"food : {w} {v},{w} {v}\n" for w in WORDS for v in WORDS[:3]))
     config = _config(tiny_llama_lm, train, tmp_path, test_file=str(data_to_text_csv))
     data, _ = _load(config)
-    assert len(data.evaluation) == 12 and data.info["evaluation_prompts"] == 12
-    assert all(len(group["references"]) == 3 for group in data.evaluation)
-    assert data.info["references_per_prompt"] == 3
+    assert len(data.test_references) == 12 and data.metadata["evaluation_prompts"] == 12
+    assert all(len(group["references"]) == 3 for group in data.test_references)
+    assert data.metadata["references_per_prompt"] == 3
     assert len(data.splits["test"]) == 36  # loss still covers every (prompt, reference) pair
 
 
@@ -90,7 +90,7 @@ def test_empty_targets_are_dropped_and_counted(tiny_llama_lm, tmp_path):
         + "".join(f"name : {WORDS[i % 10]},{'' if i % 4 == 0 else 'good drug'}\n" for i in range(40))
     )
     data, _ = _load(_config(tiny_llama_lm, path, tmp_path))
-    assert sum(data.info["dropped_empty_targets"].values()) == 10
+    assert sum(data.metadata["dropped_empty_targets"].values()) == 10
 
 
 def test_long_prompts_are_cut_from_the_left_with_a_count(tiny_llama_lm, tmp_path, caplog):
@@ -99,9 +99,9 @@ def test_long_prompts_are_cut_from_the_left_with_a_count(tiny_llama_lm, tmp_path
     path.write_text("mr,ref\n" + "".join(f"{long_mr} {i % 3},good drug\n" for i in range(30)))
     with caplog.at_level(logging.WARNING, logger="peftbench"):
         data, tokenizer = _load(_config(tiny_llama_lm, path, tmp_path, max_length=16))
-    assert data.info["truncated_prompts"]["train"] == len(data.splits["train"])
+    assert data.metadata["truncated_prompts"]["train"] == len(data.splits["train"])
     assert all(len(ids) <= 16 for ids in data.splits["train"]["input_ids"])
-    assert all(g["prompt_ids"][0] == tokenizer.bos_token_id for g in data.evaluation)
+    assert all(g["prompt_ids"][0] == tokenizer.bos_token_id for g in data.test_references)
     assert "truncated prompts" in caplog.text
 
 
@@ -133,7 +133,7 @@ def test_seq2seq_model_given_causal_lm_is_refused(tiny_t5, data_to_text_csv, tmp
 def test_seq2seq_targets_are_labels_not_inputs(tiny_t5, data_to_text_csv, tmp_path):
     data, tokenizer = _load(_config(tiny_t5, data_to_text_csv, tmp_path))
     row = data.splits["train"][0]
-    assert data.info["encoder_decoder"] is True
+    assert data.metadata["encoder_decoder"] is True
     assert row["labels"][-1] == tokenizer.eos_token_id and IGNORE not in row["labels"]
 
 
@@ -144,7 +144,7 @@ def test_pack_cuts_full_blocks():
 def test_causal_lm_blocks(tiny_gpt2, data_to_text_csv, tmp_path):
     config = _config(tiny_gpt2, data_to_text_csv, tmp_path, task="causal_lm", text_column="ref", max_length=8)
     data, _ = _load(config)
-    assert data.info["block_size"] == 8
+    assert data.metadata["block_size"] == 8
     assert all(len(ids) == 8 for ids in data.splits["train"]["input_ids"])
     assert data.splits["train"]["labels"] == data.splits["train"]["input_ids"]
 
@@ -171,7 +171,9 @@ def test_cut_targets_end_with_eos_and_an_exact_fit_is_not_cut(fixture, request):
 
 def test_every_training_target_ends_with_eos_when_cut(tiny_llama_lm, data_to_text_csv, tmp_path):
     data, tokenizer = _load(_config(tiny_llama_lm, data_to_text_csv, tmp_path, max_target_length=3))
-    assert data.info["truncated_targets"]["train"] == len(data.splits["train"])  # every target has 5 words
+    assert data.metadata["truncated_targets"]["train"] == len(
+        data.splits["train"]
+    )  # every target has 5 words
     for labels in data.splits["train"]["labels"]:
         target = [t for t in labels if t != IGNORE]
         assert len(target) == 3 and target[-1] == tokenizer.eos_token_id

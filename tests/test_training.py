@@ -42,10 +42,10 @@ def test_resolved_config_carries_the_concrete_precision(cpu_only, monkeypatch, e
 
 
 def _workspace(experiment, **settings):
-    from peftbench import runner
+    from peftbench import run_inputs
 
     experiment["training"] |= settings
-    return runner.prepare_workspace(training.with_resolved_precision(build_config(experiment)))
+    return run_inputs.prepare_inputs(training.with_resolved_precision(build_config(experiment)))
 
 
 def test_head_has_its_own_rate_and_keeps_the_trainers_weight_decay(tiny_bert, tmp_path):

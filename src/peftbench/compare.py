@@ -5,7 +5,7 @@ import io
 from pathlib import Path
 
 from peftbench.errors import PeftbenchError
-from peftbench.results import finished_results
+from peftbench.run_folder import finished_results
 
 COST_COLUMNS = [
     "trainable_params",

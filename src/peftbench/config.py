@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, field_validator
 
-from peftbench.errors import PeftbenchError
+from peftbench.errors import PeftbenchError, first_line
 from peftbench.schema import NumbersAreNumbers, Strict, path_safe
 
 
@@ -243,9 +243,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         try:
             node[keys[-1]] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            problem = str(exc).splitlines()[0]
             raise PeftbenchError(
-                f"override {item!r}: the value is not valid YAML ({problem}); quote strings, close brackets "
+                f"override {item!r}: the value is not valid YAML ({first_line(exc)}); quote strings, close brackets "
                 "(e.g. --set 'training.epochs=1' or --set 'methods.0.target_modules=[query, value]')"
             ) from None
     return raw

@@ -10,7 +10,7 @@ import pandas as pd
 from datasets import Dataset, DatasetDict, load_dataset
 
 from peftbench.config import DataConfig
-from peftbench.errors import PeftbenchError
+from peftbench.errors import PeftbenchError, first_line
 from peftbench.splits import GroupKey, Splits, make_splits, split_names
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -99,9 +99,8 @@ def load_raw(config: DataConfig) -> DatasetDict:
     try:
         loaded = load_dataset(config.dataset, config.config_name)
     except Exception as exc:  # datasets raises many types for missing/offline datasets
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise PeftbenchError(
-            f"cannot load dataset '{config.dataset}': {first}; check the name, "
+            f"cannot load dataset '{config.dataset}': {first_line(exc)}; check the name, "
             "or pass a local file (csv/tsv/json/jsonl/parquet)"
         ) from exc
     if not isinstance(loaded, DatasetDict):

@@ -45,8 +45,8 @@ def cache_key(config: ExperimentConfig, source: ModelSource) -> str:
 
 def _read(folder: Path) -> TaskData | None:
     try:
-        extra = json.loads((folder / "task_data.json").read_text())
-        return TaskData(load_from_disk(str(folder / "splits")), extra["info"], extra["evaluation"])
+        stored = json.loads((folder / "task_data.json").read_text())  # keys kept: older caches stay valid
+        return TaskData(load_from_disk(str(folder / "splits")), stored["info"], stored["evaluation"])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -56,8 +56,8 @@ def _write(folder: Path, data: TaskData) -> None:
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     try:
         data.splits.save_to_disk(str(staging / "splits"))
-        extra = {"info": data.info, "evaluation": data.evaluation}
-        write_atomic(staging / "task_data.json", json.dumps(extra))
+        stored = {"info": data.metadata, "evaluation": data.test_references}
+        write_atomic(staging / "task_data.json", json.dumps(stored))
         staging.rename(folder)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)  # e.g. another process won the race: its copy is used

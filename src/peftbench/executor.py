@@ -2,7 +2,6 @@
 runs whose folder already holds a complete result for the same config hash."""
 
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,22 +12,18 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from rich.console import Console
 
-from peftbench import lr_search, results
+from peftbench import lr_search, results, run_folder
+from peftbench.baselines import baseline_names
 from peftbench.config import ExperimentConfig
 from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec, expand, expand_methods
 from peftbench.interrupts import Interrupted, SignalGuard
-from peftbench.ray_executor import RayOptions
-from peftbench.runner import baseline_names, preflight, prepare_workspace
+from peftbench.launch import RayOptions, launch_command
+from peftbench.ray_executor import run_on_ray
+from peftbench.run_folder import read_run
+from peftbench.run_inputs import preflight, prepare_inputs
 from peftbench.training import with_resolved_precision
 from peftbench.worker import execute, spec_to_json
-
-
-def _is_cached(folder: Path, config_hash: str) -> bool:
-    status = results.read_status_file(folder)
-    if status.get("status") != "complete" or status.get("config_hash") != config_hash:
-        return False
-    return results.read_json(folder / results.RESULT_FILE) is not None
 
 
 def _eta(durations: list[float], remaining: int) -> str:
@@ -36,23 +31,6 @@ def _eta(durations: list[float], remaining: int) -> str:
         return "ETA after the first run"
     seconds = statistics.fmean(durations) * remaining
     return f"ETA {int(seconds // 60)} min {int(seconds % 60)} s"
-
-
-def launch_command(spec: RunSpec, spec_file: Path) -> list[str]:
-    """The worker's command line: one process, or `num_processes` ranks through torchrun or accelerate."""
-    launcher = spec.config.launcher
-    worker = ["-m", "peftbench.worker", str(spec_file)]
-    if launcher.kind == "torchrun":
-        ranks = f"--nproc_per_node={launcher.num_processes}"
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", ranks, *worker]
-    if launcher.kind == "accelerate":
-        if launcher.config_file:
-            options = ["--config_file", launcher.config_file]
-        else:
-            options = ["--num_processes", str(launcher.num_processes)]
-            options += ["--multi_gpu"] if launcher.num_processes > 1 else []
-        return [sys.executable, "-m", "accelerate.commands.launch", *options, *worker]
-    return [sys.executable, *worker]
 
 
 def _run_in_subprocess(spec: RunSpec, directory: Path, guard: SignalGuard) -> int:
@@ -64,36 +42,32 @@ def _run_in_subprocess(spec: RunSpec, directory: Path, guard: SignalGuard) -> in
         spec_file.unlink(missing_ok=True)  # the worker has read it; nothing of the config stays behind
 
 
-def _unfinished(code: int, interrupted: bool) -> dict:
+def _unfinished(code: int, interrupted: bool) -> tuple[str, str]:
     if interrupted:
-        return {"status": "interrupted", "error": f"stopped by a signal (worker exit code {code})"}
-    crash = f"worker process exited with code {code} before the run finished (crash or out of memory)"
-    return {"status": "failed", "error": crash}
+        return "interrupted", f"stopped by a signal (worker exit code {code})"
+    return (
+        "failed",
+        f"worker process exited with code {code} before the run finished (crash or out of memory)",
+    )
 
 
-def _outcome(folders: list[Path], code: int, interrupted: bool = False) -> list[str]:
+def _failures_after_worker(folders: list[Path], code: int, interrupted: bool = False) -> list[str]:
     """Failures of this spec's runs; a worker that died mid-run leaves 'running', which becomes failed
     (or interrupted, when a signal stopped it)."""
     failed = []
     for folder in folders:
-        status = results.read_json(folder / results.STATUS_FILE) or {}  # as written: no pid check
-        if status.get("status") == "complete":
+        run = read_run(folder, check_process=False)  # the worker is gone whatever its pid says now
+        if run.status == "complete":
             continue
-        if status.get("status") in (None, "running"):
-            config_hash = status.get("config_hash")
-            if interrupted:
-                status = {"status": "interrupted", "error": f"stopped by a signal (worker exit code {code})"}
-            else:
-                error = (
-                    f"worker process exited with code {code} before the run finished (crash or out of memory)"
-                )
-                status = {"status": "failed", "error": error}
+        error = run.error or run.status
+        if run.status in ("missing", "unknown", "running"):
+            status, error = _unfinished(code, interrupted)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                results.mark(folder, status["status"], error=status["error"], config_hash=config_hash)
+                run_folder.write_status(folder, status, error=error, config_hash=run.config_hash)
             except OSError as exc:
-                status["error"] += f"; its status could not be written ({exc})"
-        failed.append(f"{folder.name}: {status.get('error', status.get('status'))}")
+                error += f"; its status could not be written ({exc})"
+        failed.append(f"{folder.name}: {error}")
     return failed
 
 
@@ -106,7 +80,7 @@ class _GridLoop:
     console: Console
     force: bool
     inline: bool
-    workspaces: dict = field(default_factory=dict)  # inline only: one per seed and data
+    inputs_by_data: dict = field(default_factory=dict)  # inline only: one per seed and data
     ray: RayOptions | None = None  # None: run here, one spec after another
     guard: SignalGuard = field(default_factory=SignalGuard)
 
@@ -115,7 +89,7 @@ class _GridLoop:
         pending = []
         for number, spec in enumerate(specs, 1):
             folders = [self.directory / name for name in spec.folders(self.baselines)]
-            if not self.force and all(_is_cached(f, spec.config_hash) for f in folders):
+            if not self.force and all(read_run(f).finished_with(spec.config_hash) for f in folders):
                 self.console.print(
                     f"[dim]{phase} {number}/{len(specs)}: {spec.name} already complete (same config), "
                     "skipped[/dim]"
@@ -129,24 +103,15 @@ class _GridLoop:
             remaining = len(specs) - number + 1
             self.console.rule(f"{phase} {number}/{len(specs)} · {spec.name} · {_eta(durations, remaining)}")
             start = time.perf_counter()
-            try:
-                code = (
-                    self._inline(spec)
-                    if self.inline
-                    else _run_in_subprocess(spec, self.directory, self.guard)
-                )
-            except KeyboardInterrupt:
-                code = 130
+            code = self._execute(spec)
             durations.append(time.perf_counter() - start)
             stopped = self.guard.received
-            failed += _outcome(folders, code, interrupted=stopped is not None or code == 130)
+            failed += _failures_after_worker(folders, code, interrupted=stopped is not None or code == 130)
             if stopped is not None or code == 130:
                 raise Interrupted(stopped or 2, f"{phase} {spec.name}")
         return failed
 
     def _on_ray(self, pending: list, phase: str, total: int) -> list[str]:
-        from peftbench.ray_executor import run_on_ray
-
         folders_of = {spec.name: folders for _, spec, folders in pending}
         work = [(spec, [str(f.relative_to(self.directory)) for f in folders]) for _, spec, folders in pending]
         failed: list[str] = []
@@ -154,7 +119,7 @@ class _GridLoop:
 
         def report(spec: RunSpec, code: int, seconds: float) -> None:
             finished.append(spec.name)
-            failed.extend(_outcome(folders_of[spec.name], code))
+            failed.extend(_failures_after_worker(folders_of[spec.name], code))
             self.console.print(
                 f"{phase} {len(finished)}/{len(work)} on Ray: {spec.name} (exit {code}) after {seconds:.0f} s"
             )
@@ -171,26 +136,26 @@ class _GridLoop:
             return 130
 
     def _inline(self, spec: RunSpec) -> int:
-        key = _workspace_key(spec.config)
+        key = _inputs_key(spec.config)
         try:
-            self.workspaces[key] = execute(spec, self.workspaces.get(key))
+            self.inputs_by_data[key] = execute(spec, self.inputs_by_data.get(key))
         except Exception:  # recorded in the run's status.json; the grid goes on
             return 1
         return 0
 
 
-def _workspace_key(config: ExperimentConfig) -> tuple:
+def _inputs_key(config: ExperimentConfig) -> tuple:
     return config.seed, config.data.model_dump_json()
 
 
 def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
     """Fair-comparison mode: search each method's learning rate, then return the experiment at those rates."""
     failed = loop.run(lr_search.search_specs(config), "lr search")
-    summary = lr_search.choose(loop.directory, config)
+    summary = lr_search.pick_rates(loop.directory, config)
     loop.console.print("[bold]learning rates chosen on the validation split[/bold]")
     for line in lr_search.describe(summary):
         loop.console.print(f"  {line}")
-    chosen, unusable = lr_search.apply(config, summary)
+    chosen, unusable = lr_search.with_chosen_rates(config, summary)
     return chosen, failed + unusable
 
 
@@ -262,14 +227,14 @@ def _run_grid(
     ray: RayOptions | None,
     guard: SignalGuard,
 ) -> list[str]:
-    workspace = prepare_workspace(config.model_copy(update={"methods": expand_methods(config.methods)}))
-    preflight(workspace)
+    inputs = prepare_inputs(config.model_copy(update={"methods": expand_methods(config.methods)}))
+    preflight(inputs)
     directory.mkdir(parents=True, exist_ok=True)
     results.write_yaml(directory / "experiment.yaml", config.model_dump())
-    loop = _GridLoop(directory, baseline_names(workspace), console, force, inline, ray=ray, guard=guard)
+    loop = _GridLoop(directory, baseline_names(inputs), console, force, inline, ray=ray, guard=guard)
     if inline:
-        loop.workspaces[_workspace_key(config)] = workspace
-    del workspace  # subprocess workers load their own; keep the parent small
+        loop.inputs_by_data[_inputs_key(config)] = inputs
+    del inputs  # subprocess workers load their own; keep the parent small
     failed: list[str] = []
     if config.lr_search:
         config, failed = _search(loop, config)

@@ -10,6 +10,7 @@ from pathlib import Path
 from peftbench import results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.grid import SEARCH_FOLDER, RunSpec, expand_methods
+from peftbench.run_folder import read_run
 
 SEARCH_FILE = "search.json"  # written by each search run
 SUMMARY_FILE = "lr_search.json"  # the whole search, next to the experiment's runs
@@ -46,24 +47,23 @@ def search_specs(config: ExperimentConfig) -> list[RunSpec]:
 
 def _trial(folder: Path, rate: float, metric: str) -> dict:
     """One search run's outcome; a failed, missing or diverged run has no value and cannot be chosen."""
-    status = results.read_status_file(folder).get("status", "missing")
-    if status != "complete":
-        return {"learning_rate": rate, "value": None, "status": status}
-    outcome = results.read_json(folder / SEARCH_FILE)
-    if outcome is None:
+    run = read_run(folder, SEARCH_FILE)
+    if run.status != "complete":
+        return {"learning_rate": rate, "value": None, "status": run.status}
+    if not run.finished:
         return {"learning_rate": rate, "value": None, "status": "damaged"}
-    value = outcome["validation"].get(metric)
+    value = run.result["validation"].get(metric)
     if value is None or not math.isfinite(value):
         return {"learning_rate": rate, "value": None, "status": "diverged"}
     return {
         "learning_rate": rate,
         "value": value,
-        "status": status,
-        "train_seconds": outcome["train_seconds"],
+        "status": run.status,
+        "train_seconds": run.result["train_seconds"],
     }
 
 
-def choose(directory: Path, config: ExperimentConfig) -> dict:
+def pick_rates(directory: Path, config: ExperimentConfig) -> dict:
     """Pick each method's best rate from its search runs and write lr_search.json; returns that summary."""
     search = config.lr_search
     pick = min if search.lower_is_better else max
@@ -99,7 +99,7 @@ def choose(directory: Path, config: ExperimentConfig) -> dict:
     return summary
 
 
-def apply(config: ExperimentConfig, summary: dict) -> tuple[ExperimentConfig, list[str]]:
+def with_chosen_rates(config: ExperimentConfig, summary: dict) -> tuple[ExperimentConfig, list[str]]:
     """The experiment with every method at its chosen rate, and one failure line per method whose
     search produced no usable run (that method's final runs are skipped)."""
     methods, failed = [], []

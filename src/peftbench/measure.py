@@ -34,6 +34,12 @@ def weights_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+def cuda_sync() -> None:
+    """Wait for queued CUDA work, so a perf_counter reading covers it (nothing to wait for on a CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 PHASES = ("train", "eval")
 
 
@@ -142,14 +148,10 @@ class EpochTimer(TrainerCallback):
         self.epoch_seconds: list[float] = []
         self._start = 0.0
 
-    def _sync(self) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self._sync()
+        cuda_sync()
         self._start = time.perf_counter()
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        self._sync()
+        cuda_sync()
         self.epoch_seconds.append(time.perf_counter() - self._start)

@@ -16,7 +16,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from peftbench.errors import PeftbenchError
+from peftbench.errors import PeftbenchError, first_line
 
 # alias -> (package that ships the weights, path inside it, gguf file or None)
 BUILTIN_MODELS = {
@@ -139,8 +139,7 @@ def _wrap_load_error(source: ModelSource, exc: Exception) -> PeftbenchError:
         if _offline() or "offline" in str(exc).lower() or "connect" in str(exc).lower()
         else "check the id, the path, or your access token (HF_TOKEN)"
     )
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return PeftbenchError(f"cannot load model '{source.path}': {hint} ({first_line[:200]})")
+    return PeftbenchError(f"cannot load model '{source.path}': {hint} ({first_line(exc)})")
 
 
 def load_config(source: ModelSource):

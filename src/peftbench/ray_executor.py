@@ -13,28 +13,17 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """Where the tasks go (None: start a local Ray) and what each run asks the cluster for."""
-
-    address: str | None = None
-    cpus: float = 1
-    gpus: float = 0
+from peftbench.launch import RayOptions, launch_command
+from peftbench.worker import spec_from_json, spec_to_json
 
 
 def _run_remotely(spec_json: str, folders: list[str], experiment: str) -> tuple[int, bytes]:
     """On a Ray node: run the worker into a scratch output folder, return its exit code and the run
     folders as a tar archive (members relative to the experiment folder)."""
-    from peftbench.executor import launch_command
-    from peftbench.worker import spec_from_json, spec_to_json
-
     with tempfile.TemporaryDirectory(prefix="peftbench-ray-") as scratch:
         spec = spec_from_json(spec_json)
         local = spec.writing_to(scratch)
@@ -62,8 +51,6 @@ def run_on_ray(
         import ray
     except ImportError:
         raise PeftbenchError("--executor ray needs Ray; run: pip install 'peftbench[ray]'") from None
-
-    from peftbench.worker import spec_to_json
 
     started = not ray.is_initialized()
     if started:

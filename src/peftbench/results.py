@@ -1,10 +1,8 @@
-"""Run folders: status markers, atomic writes, and reading finished results back."""
+"""Files of a run folder: their names, atomic redacted writes, and a forgiving JSON reader."""
 
-import contextlib
 import json
 import os
 import re
-import socket
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -102,22 +100,6 @@ def redact_folder(folder: Path) -> None:
                 write_atomic(path, text)
 
 
-def mark(run_dir: Path, status: str, **details: Any) -> None:
-    """status is running, complete, failed or interrupted; only complete runs have a result.json."""
-    write_json(run_dir / STATUS_FILE, {"status": status, "time": now(), **details})
-
-
-def mark_if_possible(run_dir: Path, status: str, **details: Any) -> None:
-    """mark, unless the disk is full or the folder unwritable: then the grid process marks the run."""
-    with contextlib.suppress(OSError):
-        mark(run_dir, status, **details)
-
-
-def begin(run_dir: Path, **details: Any) -> None:
-    (run_dir / RESULT_FILE).unlink(missing_ok=True)
-    mark(run_dir, "running", pid=os.getpid(), host=socket.gethostname(), **details)
-
-
 _warned: set[Path] = set()
 
 
@@ -141,42 +123,3 @@ def read_json(path: Path) -> dict | None:
             file=sys.stderr,
         )
     return None
-
-
-def _process_gone(status: dict) -> bool:
-    """A 'running' status written on this machine by a process that no longer exists."""
-    pid, host = status.get("pid"), status.get("host")
-    if not isinstance(pid, int) or (host is not None and host != socket.gethostname()):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def read_status_file(run_dir: Path) -> dict:
-    """status.json, {} when missing or damaged; a 'running' run whose process is gone reads interrupted."""
-    status = read_json(run_dir / STATUS_FILE) or {}
-    if status.get("status") == "running" and _process_gone(status):
-        return {**status, "status": "interrupted", "error": f"process {status['pid']} ended without a status"}
-    return status
-
-
-def read_status(run_dir: Path) -> str:
-    return read_status_file(run_dir).get("status", "unknown")
-
-
-def read_result(run_dir: Path) -> dict | None:
-    """The run's result.json when its status says complete and the file is readable."""
-    if read_status(run_dir) != "complete":
-        return None
-    return read_json(run_dir / RESULT_FILE)
-
-
-def finished_results(root: Path) -> list[dict]:
-    """result.json of every complete run under root (a run folder or an experiment folder)."""
-    found = (read_result(path.parent) for path in sorted(Path(root).rglob(RESULT_FILE)))
-    return [result for result in found if result is not None]

@@ -12,10 +12,12 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from peftbench.baselines import run_baselines
 from peftbench.experiment import build_config
 from peftbench.grid import RunSpec
 from peftbench.interrupts import stop_on_signals
-from peftbench.runner import Workspace, prepare_workspace, run_baselines, run_method, run_search
+from peftbench.run_inputs import RunInputs, prepare_inputs
+from peftbench.runner import run_method, run_search
 
 # Fault injection for the tests of crash isolation: the named run's process dies as an OOM kill would.
 CRASH_ENV = "PEFTBENCH_TEST_CRASH_RUN"
@@ -36,17 +38,17 @@ def spec_from_json(text: str) -> RunSpec:
     return RunSpec(payload["kind"], payload["suffix"], build_config(payload["config"]))
 
 
-def execute(spec: RunSpec, workspace: Workspace | None = None) -> Workspace:
-    """Run `spec`, loading its workspace unless one for the same seed and data is given."""
-    workspace = workspace or prepare_workspace(spec.config)
-    workspace = replace(workspace, config=spec.config, suffix=spec.suffix, config_hash=spec.config_hash)
+def execute(spec: RunSpec, inputs: RunInputs | None = None) -> RunInputs:
+    """Run `spec`, loading its inputs unless those for the same seed and data are given."""
+    inputs = inputs or prepare_inputs(spec.config)
+    inputs = replace(inputs, config=spec.config, suffix=spec.suffix, config_hash=spec.config_hash)
     if spec.kind == "baselines":
-        run_baselines(workspace)
+        run_baselines(inputs)
     elif spec.kind == "search":
-        run_search(workspace, spec.entry)
+        run_search(inputs, spec.entry)
     else:
-        run_method(workspace, spec.entry)
-    return workspace
+        run_method(inputs, spec.entry)
+    return inputs
 
 
 def rank() -> int:

@@ -35,7 +35,7 @@ def parse_method(text: str) -> MethodConfig:
 
 
 @dataclass
-class Target:
+class ProbeSetup:
     """What to inspect or probe: model, task, methods and the batch shape."""
 
     model: str
@@ -47,16 +47,16 @@ class Target:
     precision: str = "auto"
 
 
-def _target(
+def _probe_setup(
     config: Path | None, set_: list[str] | None, model: str | None, task: str, method: list[str] | None
-) -> Target:
+) -> ProbeSetup:
     """From an experiment file (its model, task, methods, batch size and max_length) or from flags."""
     if config:
         from peftbench.experiment import load_config
         from peftbench.grid import expand_methods
 
         loaded = load_config(config, set_)
-        return Target(
+        return ProbeSetup(
             loaded.model.name,
             loaded.task,
             expand_methods(loaded.methods),
@@ -66,17 +66,17 @@ def _target(
         )
     if not model:
         raise PeftbenchError("give --model (an alias, hub id or path) or --config with an experiment file")
-    return Target(model, task, [parse_method(m) for m in method or ["full", "lora"]], 16, 128)
+    return ProbeSetup(model, task, [parse_method(m) for m in method or ["full", "lora"]], 16, 128)
 
 
-def _meta_base(target: Target):
+def _meta_base(setup: ProbeSetup):
     from peftbench import models
     from peftbench.efficiency.estimate import meta_model
     from peftbench.tasks import TASKS
 
-    source = models.resolve(target.model)
-    task = TASKS.get(target.task)
-    return source, task, meta_model(source, task, target.num_labels)
+    source = models.resolve(setup.model)
+    task = TASKS.get(setup.task)
+    return source, task, meta_model(source, task, setup.num_labels)
 
 
 def _mib(value: int | None) -> str:
@@ -121,22 +121,20 @@ def inspect(
     from peftbench.training import resolve_precision
 
     try:
-        target = _target(config, set_, model, task, method)
-        precision = resolve_precision(target.precision if precision == "auto" else precision)
-        target.num_labels = num_labels
-        target.batch_size, target.seq_len = batch_size or target.batch_size, seq_len or target.seq_len
-        source, task_obj, base = _meta_base(target)
+        setup = _probe_setup(config, set_, model, task, method)
+        precision = resolve_precision(setup.precision if precision == "auto" else precision)
+        setup.num_labels = num_labels
+        setup.batch_size, setup.seq_len = batch_size or setup.batch_size, seq_len or setup.seq_len
+        source, task_obj, base = _meta_base(setup)
         found = [
-            inspect_method(base, task_obj, e, source.path, target.batch_size, target.seq_len, precision)
-            for e in target.methods
+            inspect_method(base, task_obj, e, source.path, setup.batch_size, setup.seq_len, precision)
+            for e in setup.methods
         ]
     except PeftbenchError as exc:
         fail(exc)
-    table = Table(
-        title=f"{target.model} · {target.task} · batch {target.batch_size} x {target.seq_len} tokens"
-    )
-    for column in ("method", "total", "trainable", "%", "ships", "MiB"):
-        table.add_column(column, justify="left" if column in ("method", "ships") else "right")
+    table = Table(title=f"{setup.model} · {setup.task} · batch {setup.batch_size} x {setup.seq_len} tokens")
+    for column in ("method", "total", "trainable", "%", "saved as", "MiB"):
+        table.add_column(column, justify="left" if column in ("method", "saved as") else "right")
     for column in ("weights", "gradients", "optimizer", "activations", "training total"):
         table.add_column(f"{column} MiB", justify="right")
     for row in found:
@@ -154,8 +152,8 @@ def inspect(
     console.print(table)
     console.print(f"[dim]estimate: {METHOD}[/dim]")
     if json_out:
-        payload = {"model": target.model, "task": target.task, "batch_size": target.batch_size}
-        payload |= {"seq_len": target.seq_len, "precision": precision, "method": METHOD}
+        payload = {"model": setup.model, "task": setup.task, "batch_size": setup.batch_size}
+        payload |= {"seq_len": setup.seq_len, "precision": precision, "method": METHOD}
         payload["methods"] = [r.as_dict() for r in found]
         write_atomic(json_out, json.dumps(payload, indent=2) + "\n")
 
@@ -192,9 +190,9 @@ def probe_batch(
 
     try:
         precision = resolve_precision(precision)
-        target = _target(config, set_, model, task, method)
-        target.num_labels, target.seq_len = num_labels, seq_len or target.seq_len
-        source, task_obj, base = _meta_base(target)
+        setup = _probe_setup(config, set_, model, task, method)
+        setup.num_labels, setup.seq_len = num_labels, seq_len or setup.seq_len
+        source, task_obj, base = _meta_base(setup)
     except PeftbenchError as exc:
         fail(exc)
     on_cuda = torch.cuda.is_available()
@@ -204,13 +202,13 @@ def probe_batch(
         if not on_cuda:
             return copy.deepcopy(base)
         with torch.device("cuda"):
-            return task_obj.model_from_config(base.config, target.num_labels)
+            return task_obj.model_from_config(base.config, setup.num_labels)
 
     probes = [
-        probe_method(build, task_obj, e, source.path, target.seq_len, limit, budget, precision)
-        for e in target.methods
+        probe_method(build, task_obj, e, source.path, setup.seq_len, limit, budget, precision)
+        for e in setup.methods
     ]
-    table = Table(title=f"largest training batch · {target.model} · {target.seq_len} tokens per example")
+    table = Table(title=f"largest training batch · {setup.model} · {setup.seq_len} tokens per example")
     for column in ("method", "largest batch", "memory MiB", "x vs first"):
         table.add_column(column, justify="left" if column == "method" else "right")
     first = probes[0].batch_size or None

@@ -47,7 +47,7 @@ def run(
 
     Each run executes in its own process (or Ray task); complete runs with the same config are skipped."""
     from peftbench.experiment import load_config
-    from peftbench.ray_executor import RayOptions
+    from peftbench.launch import RayOptions
 
     if executor not in ("local", "ray"):
         fail(PeftbenchError(f"--executor '{executor}' is not known; use local or ray"))
@@ -187,10 +187,10 @@ def methods() -> None:
     table = Table(title="methods (classification: every method also trains the fresh head)")
     table.add_column("name")
     table.add_column("trains")
-    table.add_column("ships")
+    table.add_column("saved as")
     for name in METHODS:
         entry = METHODS.get(name)
-        table.add_row(name, entry.summary, entry.ships)
+        table.add_row(name, entry.summary, entry.saved_as)
     console.print(table)
 
 

@@ -15,11 +15,11 @@ from peft import PeftModel
 from torch import nn
 
 from peftbench import results
-from peftbench.errors import PeftbenchError
+from peftbench.errors import PeftbenchError, first_line
 from peftbench.experiment import build_config
-from peftbench.measure import PeakMemory, weights_bytes
+from peftbench.measure import PeakMemory, cuda_sync, weights_bytes
 from peftbench.methods import METHODS
-from peftbench.runner import Workspace, prepare_workspace
+from peftbench.run_inputs import RunInputs, prepare_inputs
 from peftbench.tasks.decoding import generate, left_pad
 from peftbench.training import autocast, model_columns, with_resolved_precision
 
@@ -61,7 +61,7 @@ class Timing:
         }
 
 
-def load_run(run_dir: Path) -> tuple[Workspace, dict]:
+def load_run(run_dir: Path) -> tuple[RunInputs, dict]:
     """The finished run's workspace (same data, seed and fresh head as in training) and result.json."""
     result_file = run_dir / results.RESULT_FILE
     if not result_file.is_file():
@@ -70,7 +70,11 @@ def load_run(run_dir: Path) -> tuple[Workspace, dict]:
         )
     result = json.loads(result_file.read_text())
     method = result.get("method", {}).get("name")
-    if method not in METHODS or METHODS.get(method).ships != "adapter" or not (run_dir / "adapter").is_dir():
+    if (
+        method not in METHODS
+        or METHODS.get(method).saved_as != "adapter"
+        or not (run_dir / "adapter").is_dir()
+    ):
         raise PeftbenchError(
             f"run '{result.get('run')}' has no adapter (method '{method}'); bench-inference compares the "
             "base model, base + adapter and merged: pick a run of a PEFT method such as lora or ia3"
@@ -78,14 +82,14 @@ def load_run(run_dir: Path) -> tuple[Workspace, dict]:
     raw = yaml.safe_load((run_dir / "config.yaml").read_text())  # training: the run's own, per method
     entry = raw.pop("method")
     config = with_resolved_precision(build_config({**raw, "methods": [entry]}))
-    return prepare_workspace(config), result
+    return prepare_inputs(config), result
 
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def variants(workspace: Workspace, run_dir: Path) -> tuple[dict[str, nn.Module], str | None]:
+def variants(workspace: RunInputs, run_dir: Path) -> tuple[dict[str, nn.Module], str | None]:
     """base, adapter and merged models (merged absent, with the reason, if the method cannot merge)."""
     device = _device()
     base = workspace.base_model.to(device).eval()
@@ -94,11 +98,11 @@ def variants(workspace: Workspace, run_dir: Path) -> tuple[dict[str, nn.Module],
     try:
         models["merged"] = copy.deepcopy(adapted).merge_and_unload().eval()
     except (AttributeError, ValueError, NotImplementedError, TypeError) as exc:
-        return models, f"not mergeable: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+        return models, f"not mergeable: {first_line(exc)}"
     return models, None
 
 
-def forward_batches(workspace: Workspace, samples: int, batch_size: int) -> list[dict]:
+def forward_batches(workspace: RunInputs, samples: int, batch_size: int) -> list[dict]:
     """Padded test batches without labels (inference only), on the benchmark device."""
     parts = workspace.task.trainer_parts(workspace.tokenizer, workspace.base_model, workspace.data)
     inputs = tuple(name for name in parts.model_inputs if name not in ("label", "labels"))
@@ -118,13 +122,13 @@ def forward_workload(batches: list[dict], precision: str) -> Callable[[nn.Module
     return run
 
 
-def generate_workload(workspace: Workspace, samples: int, batch_size: int, max_new_tokens: int):
+def generate_workload(workspace: RunInputs, samples: int, batch_size: int, max_new_tokens: int):
     config = workspace.config
-    prompts = [group["prompt_ids"] for group in workspace.data.evaluation][:samples]
+    prompts = [group["prompt_ids"] for group in workspace.data.test_references][:samples]
     decoding = config.generation.model_copy(
         update={"batch_size": batch_size, "max_new_tokens": max_new_tokens}
     )
-    encoder_decoder = workspace.data.info["encoder_decoder"]
+    encoder_decoder = workspace.data.metadata["encoder_decoder"]
 
     def run(model: nn.Module) -> int:
         made = generate(
@@ -142,18 +146,13 @@ def generate_workload(workspace: Workspace, samples: int, batch_size: int, max_n
     return run, prompts
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def _timed_pass(model: nn.Module, workload: Callable) -> tuple[float, int, int]:
     """Seconds, units done and peak memory (CUDA allocated, else process RSS) of one pass."""
     with PeakMemory() as memory:
-        _sync()
+        cuda_sync()
         start = time.perf_counter()
         units = workload(model)
-        _sync()
+        cuda_sync()
         seconds = time.perf_counter() - start
     peak = memory.report()["cuda_peak_allocated_bytes"] if torch.cuda.is_available() else memory.peak_rss
     return seconds, units, peak

@@ -108,12 +108,12 @@ def estimate_memory(model: nn.Module, inputs: dict, precision: str = "fp32") -> 
 
 def _artifact(method: str, counts: dict, model: nn.Module) -> tuple[str, int]:
     """What the method ships and its size: trainable tensors (adapters, BitFit) or the whole model."""
-    ships = METHODS.get(method).ships
+    saved_as = METHODS.get(method).saved_as
     bytes_per = next(model.parameters()).element_size()
-    if ships == "model":
+    if saved_as == "model":
         return "full model", counts["total_params"] * bytes_per
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    return ("adapter" if ships == "adapter" else "trainable"), trainable
+    return ("adapter" if saved_as == "adapter" else "trainable"), trainable
 
 
 def inspect_method(

@@ -10,7 +10,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from peftbench.config import MethodConfig
-from peftbench.errors import PeftbenchError
+from peftbench.errors import PeftbenchError, first_line
 from peftbench.registry import Registry
 
 
@@ -22,8 +22,7 @@ class MethodContext:
     tokenizer_kwargs: dict
     num_training_steps: int
     peft_task_type: TaskType = TaskType.SEQ_CLS
-    head_parameters: frozenset[str] = frozenset()  # what the `head` method trains
-    head_modules: tuple[str, ...] = ()  # the modules holding them (PEFT's modules_to_save)
+    head_modules: tuple[str, ...] = ()  # the task head (PEFT's modules_to_save; what `head` trains)
     fresh_head: bool = True  # a new head that every method must train (classification)
 
 
@@ -34,7 +33,7 @@ def no_callbacks(model: nn.Module) -> list[TrainerCallback]:
 @dataclass(frozen=True)
 class Method:
     summary: str
-    ships: Literal["model", "trainable", "adapter"]
+    saved_as: Literal["model", "trainable", "adapter"]  # what a run saves as its artifact
     validate: Callable[[dict], Any]
     prepare: Callable[[nn.Module, Any, MethodContext], nn.Module]
     # Trainer callbacks the method needs while training (AdaLoRA's rank allocation), given the prepared model
@@ -72,9 +71,8 @@ def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext)
     except PeftbenchError:
         raise
     except (ValueError, TypeError, AttributeError, NotImplementedError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise PeftbenchError(
-            f"method '{entry.method}' does not fit model {type(model).__name__}: {first}; "
+            f"method '{entry.method}' does not fit model {type(model).__name__}: {first_line(exc, limit=300)}; "
             "pick another method or adjust its options"
         ) from exc
     if not any(p.requires_grad for p in prepared.parameters()):

@@ -26,9 +26,15 @@ def options_validator(options_cls: type[Options], method: str):
 
 def train_only(model: nn.Module, keep: Callable[[str], bool], context) -> nn.Module:
     """Freeze everything except parameters where keep(name) is true, plus a fresh task head."""
+    head = head_parameter_names(model, context.head_modules) if context.fresh_head else frozenset()
     for name, param in model.named_parameters():
-        param.requires_grad = bool(keep(name)) or (context.fresh_head and name in context.head_parameters)
+        param.requires_grad = bool(keep(name)) or name in head
     return model
+
+
+def head_parameter_names(model: nn.Module, head_modules: tuple[str, ...]) -> frozenset[str]:
+    """Names of the parameters inside the task's head modules: what the `head` method trains."""
+    return parameters_of(model, [model.get_submodule(name) for name in head_modules])
 
 
 def parameters_of(model: nn.Module, modules: list[nn.Module]) -> frozenset[str]:

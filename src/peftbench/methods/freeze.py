@@ -68,7 +68,7 @@ def prepare(model: nn.Module, options: FreezeOptions, context) -> nn.Module:
 METHODS.register("freeze")(
     Method(
         summary="all but the embeddings and the first `frozen_layers` blocks of each stack (partial tuning)",
-        ships="trainable",
+        saved_as="trainable",
         validate=options_validator(FreezeOptions, "freeze"),
         prepare=prepare,
     )

@@ -99,7 +99,7 @@ def _register_all() -> None:
         METHODS.register(name)(
             Method(
                 summary=f"PEFT {name} adapter (options: {config_cls.__name__})",
-                ships="adapter",
+                saved_as="adapter",
                 validate=_options_validator(name, config_cls),
                 prepare=_preparer(config_cls),
                 callbacks=_callbacks(peft_type),

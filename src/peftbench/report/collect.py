@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from peftbench.errors import PeftbenchError
-from peftbench.results import RESULT_FILE, read_result
+from peftbench.run_folder import finished_runs
 from peftbench.stats import (
     SIGNIFICANCE,
     accuracy_resolution,
@@ -48,11 +48,9 @@ class Cell:
 
 def load_cells(root: Path) -> list[Cell]:
     cells: dict[str, Cell] = {}
-    for path in sorted(Path(root).rglob(RESULT_FILE)):
-        result = read_result(path.parent)
-        if result is None:
-            continue
-        result["_dir"] = str(path.parent)
+    for run in finished_runs(root):
+        result = run.result
+        result["_dir"] = str(run.folder)
         name = result.get("cell") or result["run"]
         cells.setdefault(name, Cell(name)).runs.append(result)
     if not cells:

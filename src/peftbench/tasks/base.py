@@ -13,7 +13,6 @@ from torch import nn
 
 from peftbench.config import ExperimentConfig
 from peftbench.methods.base import MethodContext
-from peftbench.methods.common import parameters_of
 from peftbench.models import ModelSource
 from peftbench.registry import Registry
 from peftbench.training import TrainerParts
@@ -24,8 +23,8 @@ class TaskData:
     """Tokenised train/validation/test splits plus what the task needs to score the test split."""
 
     splits: DatasetDict
-    info: dict = field(default_factory=dict)  # recorded in result.json under "data"
-    evaluation: Any = None  # task-specific, e.g. multi-reference groups
+    metadata: dict = field(default_factory=dict)  # facts about the data, recorded in result.json under "data"
+    test_references: Any = None  # what the test split is scored against (generation: prompts and references)
 
 
 @dataclass
@@ -33,7 +32,7 @@ class Evaluation:
     """Scores of one model on the test split, plus files to write next to result.json."""
 
     metrics: dict
-    extra: dict = field(default_factory=dict)  # merged into result.json (per_class, samples, ...)
+    result_fields: dict = field(default_factory=dict)  # merged into result.json (per_class, samples, ...)
     files: dict[str, str] = field(default_factory=dict)  # file name -> contents
 
 
@@ -71,17 +70,14 @@ class Task:
         head is fresh) what every other method trains too."""
         raise NotImplementedError
 
-    def head_parameters(self, model: nn.Module) -> frozenset[str]:
-        return parameters_of(model, [model.get_submodule(name) for name in self.head_modules(model)])
-
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, trainer, workspace) -> Evaluation:
+    def evaluate(self, model: nn.Module, trainer, inputs) -> Evaluation:
         raise NotImplementedError
 
     def extra_baselines(self) -> dict[str, tuple[str, Callable[[Any], Evaluation]]]:
-        """Baselines besides the untrained model: name -> (summary, scorer of the workspace)."""
+        """Baselines besides the untrained model: name -> (summary, scorer of the run inputs)."""
         return {}
 
 
@@ -98,7 +94,6 @@ def method_context(
         tokenizer_kwargs=tokenizer_kwargs or {},
         num_training_steps=num_training_steps,
         peft_task_type=task.peft_task_type(model),
-        head_parameters=task.head_parameters(model),
         head_modules=task.head_modules(model),
         fresh_head=task.fresh_head,
     )

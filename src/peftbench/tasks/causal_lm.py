@@ -62,16 +62,16 @@ class CausalLM(LanguageTask):
         }
         return TaskData(packed, info)
 
-    def evaluate(self, model, trainer, workspace) -> Evaluation:
-        config, data = workspace.config, workspace.data
+    def evaluate(self, model, trainer, inputs) -> Evaluation:
+        config, data = inputs.config, inputs.data
         metrics = target_loss(trainer, data.splits["test"], config.training.precision, False)
         scored = config.generation.max_eval_prompts or 0
         count = min(max(config.generation.num_samples, scored), len(data.splits["test"]))
         blocks = data.splits["test"].select(range(count))["input_ids"]
-        half = data.info["block_size"] // 2
+        half = data.metadata["block_size"] // 2
         generated = generate(
             trainer.model,
-            workspace.tokenizer,
+            inputs.tokenizer,
             [ids[:half] for ids in blocks],
             config.generation.model_copy(
                 update={"max_new_tokens": min(config.generation.max_new_tokens, half)}
@@ -80,7 +80,7 @@ class CausalLM(LanguageTask):
             False,
             config.seed,
         )
-        decode = workspace.tokenizer.decode
+        decode = inputs.tokenizer.decode
         samples = [
             {"prompt": decode(ids[:half]), "references": [decode(ids[half:])], "generated": text}
             for ids, text in zip(blocks, generated.texts, strict=True)
@@ -92,7 +92,7 @@ class CausalLM(LanguageTask):
             metrics.update(scores, continuations_scored=len(texts))
         return Evaluation(
             metrics=metrics,
-            extra=extra,
+            result_fields=extra,
             files={"generations.jsonl": "".join(json.dumps(s) + "\n" for s in samples)},
         )
 

@@ -112,12 +112,12 @@ def _predictions_file(test: Dataset, names: list[str], predictions: np.ndarray, 
 def score(
     data: TaskData, predictions: np.ndarray, logits: np.ndarray | None, loss: float | None
 ) -> Evaluation:
-    test, names = data.splits["test"], data.info["label_names"]
+    test, names = data.splits["test"], data.metadata["label_names"]
     labels = np.asarray(test["label"])
     metrics = {**classification_metrics(labels, predictions, names), "loss": loss}
     return Evaluation(
         metrics=metrics,
-        extra=per_class_report(labels, predictions, names),
+        result_fields=per_class_report(labels, predictions, names),
         files={"predictions.jsonl": _predictions_file(test, names, predictions, logits)},
     )
 
@@ -155,7 +155,7 @@ class Classification(Task):
         return TaskData(tokenize(splits, tokenizer, config.data.max_length), {"label_names": names, **info})
 
     def load_model(self, source, data: TaskData, tokenizer) -> nn.Module:
-        return models.load_classifier(source, data.info["label_names"], tokenizer.pad_token_id)
+        return models.load_classifier(source, data.metadata["label_names"], tokenizer.pad_token_id)
 
     def model_from_config(self, model_config, num_labels: int = 2) -> nn.Module:
         model_config.num_labels = num_labels
@@ -172,7 +172,7 @@ class Classification(Task):
         return classification_head(model)
 
     def trainer_parts(self, tokenizer, model: nn.Module, data: TaskData) -> TrainerParts:
-        names = data.info["label_names"]
+        names = data.metadata["label_names"]
 
         def compute_metrics(prediction) -> dict:
             logits = prediction.predictions
@@ -181,13 +181,13 @@ class Classification(Task):
 
         return TrainerParts(DataCollatorWithPadding(tokenizer), MODEL_INPUTS, compute_metrics)
 
-    def evaluate(self, model: nn.Module, trainer, workspace) -> Evaluation:
-        logits, loss = predict(trainer, workspace.data.splits["test"], MODEL_INPUTS)
-        return score(workspace.data, logits.argmax(-1), logits, loss)
+    def evaluate(self, model: nn.Module, trainer, inputs) -> Evaluation:
+        logits, loss = predict(trainer, inputs.data.splits["test"], MODEL_INPUTS)
+        return score(inputs.data, logits.argmax(-1), logits, loss)
 
     def extra_baselines(self) -> dict:
-        def majority(workspace) -> Evaluation:
-            data = workspace.data
+        def majority(inputs) -> Evaluation:
+            data = inputs.data
             label = Counter(data.splits["train"]["label"]).most_common(1)[0][0]
             return score(data, np.full(len(data.splits["test"]), label), None, None)
 

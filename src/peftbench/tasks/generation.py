@@ -199,7 +199,7 @@ class Generation(LanguageTask):
             **loaded.info,
             **pad_info(tokenizer),
         }
-        return TaskData(splits=DatasetDict(encoded), info=info, evaluation=groups)
+        return TaskData(splits=DatasetDict(encoded), metadata=info, test_references=groups)
 
     @staticmethod
     def _reference_groups(prompts, prompts_ids, targets, encoder: Encoder, room: int, config) -> list[dict]:
@@ -219,14 +219,14 @@ class Generation(LanguageTask):
             )
         return groups
 
-    def evaluate(self, model, trainer, workspace) -> Evaluation:
-        config, data = workspace.config, workspace.data
-        encoder_decoder = data.info["encoder_decoder"]
+    def evaluate(self, model, trainer, inputs) -> Evaluation:
+        config, data = inputs.config, inputs.data
+        encoder_decoder = data.metadata["encoder_decoder"]
         losses = target_loss(trainer, data.splits["test"], config.training.precision, encoder_decoder)
-        groups = data.evaluation
+        groups = data.test_references
         generated = generate(
             trainer.model,
-            workspace.tokenizer,
+            inputs.tokenizer,
             [g["prompt_ids"] for g in groups],
             config.generation,
             config.training.precision,
@@ -248,7 +248,7 @@ class Generation(LanguageTask):
         ]
         return Evaluation(
             metrics=metrics,
-            extra={
+            result_fields={
                 "samples": rows[: config.generation.num_samples],
                 "metric_notes": notes,
                 "decoding": config.generation.model_dump(),

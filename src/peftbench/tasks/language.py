@@ -53,7 +53,7 @@ class LanguageTask(Task):
     """Base for tasks that train the language-modelling head of a pretrained LM."""
 
     def load_model(self, source, data: TaskData, tokenizer) -> nn.Module:
-        return models.load_language_model(source, data.info["encoder_decoder"], tokenizer.pad_token_id)
+        return models.load_language_model(source, data.metadata["encoder_decoder"], tokenizer.pad_token_id)
 
     def model_from_config(self, model_config, num_labels: int = 2) -> nn.Module:
         auto = AutoModelForSeq2SeqLM if is_encoder_decoder(model_config) else AutoModelForCausalLM

@@ -1,0 +1,59 @@
+"""Baseline runs: the untrained model, and each task's own (e.g. the majority class), scored like a method."""
+
+from pathlib import Path
+
+from torch import nn
+
+from peftbench import results
+from peftbench.measure import count_parameters
+from peftbench.run_folder import recording
+from peftbench.run_inputs import RunInputs
+from peftbench.run_record import base_result, finish
+from peftbench.training import make_trainer
+
+
+def run_extra_baseline(inputs: RunInputs, name: str, summary: str, scorer) -> Path:
+    run_dir = inputs.directory / (name + inputs.suffix)
+    with recording(run_dir, inputs.config_hash):
+        result = base_result(inputs, name, "baseline", results.now())
+        result["method"] = {"name": name.removeprefix("baseline-"), "summary": summary, "options": {}}
+        finish(run_dir, result, scorer(inputs))
+    return run_dir
+
+
+def _trainer(inputs: RunInputs, model: nn.Module, run_dir: Path):
+    config = inputs.config
+    parts = inputs.task.trainer_parts(inputs.tokenizer, model, inputs.data)
+    return make_trainer(model, inputs.tokenizer, config.training, run_dir / "trainer", config.seed, parts)
+
+
+def run_untrained(inputs: RunInputs) -> Path:
+    """The model before any training: zero-shot for language tasks, a fresh head for classification."""
+    run_dir = inputs.directory / ("baseline-untrained" + inputs.suffix)
+    with recording(run_dir, inputs.config_hash):
+        started_at = results.now()
+        trainer = _trainer(inputs, inputs.base_model, run_dir)
+        evaluation = inputs.task.evaluate(inputs.base_model, trainer, inputs)
+        result = base_result(inputs, "baseline-untrained", "baseline", started_at)
+        summary = (
+            "pretrained body with a fresh, untrained head"
+            if inputs.task.fresh_head
+            else "the pretrained model as is (zero-shot, same prompt)"
+        )
+        result["method"] = {"name": "untrained", "summary": summary, "options": {}}
+        result["efficiency"] = count_parameters(inputs.base_model) | {
+            "trainable_params": 0,
+            "trainable_percent": 0.0,
+        }
+        finish(run_dir, result, evaluation)
+    return run_dir
+
+
+def baseline_names(inputs: RunInputs) -> list[str]:
+    return [*inputs.task.extra_baselines(), "baseline-untrained"]
+
+
+def run_baselines(inputs: RunInputs) -> None:
+    for name, (summary, scorer) in inputs.task.extra_baselines().items():
+        run_extra_baseline(inputs, name, summary, scorer)
+    run_untrained(inputs)
