@@ -7,7 +7,6 @@ import pytest
 from rich.console import Console
 
 from peftbench import lr_search, results, run_folder
-from peftbench.experiment import build_config
 from peftbench.errors import PeftbenchError
 from peftbench.executor import run_grid
 from peftbench.experiment import build_config

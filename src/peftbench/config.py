@@ -244,7 +244,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node[keys[-1]] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             raise PeftbenchError(
-                f"override {item!r}: the value is not valid YAML ({first_line(exc)}); quote strings, close brackets "
+                f"override {item!r}: the value is not valid YAML ({first_line(exc)}); "
+                "quote strings, close brackets "
                 "(e.g. --set 'training.epochs=1' or --set 'methods.0.target_modules=[query, value]')"
             ) from None
     return raw

@@ -72,7 +72,8 @@ def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext)
         raise
     except (ValueError, TypeError, AttributeError, NotImplementedError, KeyError) as exc:
         raise PeftbenchError(
-            f"method '{entry.method}' does not fit model {type(model).__name__}: {first_line(exc, limit=300)}; "
+            f"method '{entry.method}' does not fit model {type(model).__name__}: "
+            f"{first_line(exc, limit=300)}; "
             "pick another method or adjust its options"
         ) from exc
     if not any(p.requires_grad for p in prepared.parameters()):
