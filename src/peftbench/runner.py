@@ -23,6 +23,7 @@ from peftbench.measure import count_parameters, safetensors_bytes
 from peftbench.methods import METHODS, MethodContext, head_parameters_in, prepare_model
 from peftbench.tasks import TASKS, Evaluation, Task, TaskData, method_context, write_files
 from peftbench.training import TrainOutcome, eval_metrics, make_trainer, steps_per_run, train
+from peftbench.training_log import logged_steps
 
 
 @dataclass
@@ -270,6 +271,7 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
         result["training"] = training.model_dump()
         result["learning_rates"] = outcome.learning_rates
         result["history"] = outcome.history
+        result["logged_steps"] = logged_steps(outcome.trainer.state.log_history)
         result["resumed_from"] = outcome.resumed
         result["efficiency"] = {
             **count_parameters(model),
