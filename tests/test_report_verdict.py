@@ -180,3 +180,15 @@ def test_a_frontier_of_one_point_is_not_drawn_and_the_rest_are_dominated():
     assert line == [] and dominated == [1, 2]
     line, dominated = frontier_to_draw([(10, 0.7), (100, 0.9), (50, 0.6)], higher=True)
     assert line == [0, 1] and dominated == [2]
+
+
+def test_a_lead_over_the_baseline_within_noise_is_not_learning():
+    by_test = _row("lora", 0.64, baseline=(*MAJORITY[:2], 0.4))
+    by_interval = _row(
+        "ia3", 0.64, seeds=3, baseline=MAJORITY, accuracy_ci95_low=0.6, accuracy_ci95_high=0.68
+    )
+    clear = _row("full", 0.64, seeds=3, baseline=MAJORITY, accuracy_ci95_low=0.63, accuracy_ci95_high=0.65)
+    lines = verdict([by_test, by_interval, clear], "accuracy", "classification")
+    assert "**lora** did not learn beyond the majority class (accuracy 0.64 vs 0.617, p=0.4)." in lines
+    assert any(s.startswith("**ia3** did not learn beyond the majority class") for s in lines)
+    assert any(s.startswith("**full** learned beyond the majority class") for s in lines)
