@@ -170,6 +170,7 @@ def test_markdown_and_html_print_the_same_verdict_and_tables():
             assert "| " + " | ".join(c for c, _ in row) + " |" in text
         for note in [table.legend, *table.notes]:
             assert note in text and escape(note) in page
+    assert "95% CI" not in sections(report)[0][1].header  # one seed: no interval to show
     lora = next(r for r in sections(report)[0][1].rows if r[0][0] == "lora")
     assert lora[-2] == ("✗", "p=0.03, exact McNemar against full") and lora[-1][0] == "≈"
     assert "<td title='p=0.03, exact McNemar against full'>✗</td>" in page

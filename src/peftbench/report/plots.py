@@ -7,8 +7,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from peftbench.report.collect import RunGroup, higher_is_better  # noqa: E402
+from peftbench.report.summary import BASELINE_METHODS  # noqa: E402
 from peftbench.stats import summarize  # noqa: E402
 
 
@@ -52,6 +54,8 @@ def _two_panels(groups: list[RunGroup], source: str, x: str, titles: tuple[str, 
             pooled = _by_x(group.runs, key, x, source)
             if pooled:
                 _mean_and_band(axis, pooled, label, color)
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set(title=titles[0], xlabel=x, ylabel="loss")
     right.set(title=titles[1], xlabel=x)
     for axis in (left, right):
@@ -100,6 +104,18 @@ def frontier_to_draw(points: list[tuple[float, float]], higher: bool) -> tuple[l
     return (front if len(front) > 1 else []), dominated
 
 
+def _baseline_line(axis, groups: list[RunGroup], metric: str) -> None:
+    """The strongest baseline's quality as a dotted line: methods near it did not learn much."""
+    scored = [
+        (summarize(g.values(metric))["mean"], g.method)
+        for g in groups
+        if g.method in BASELINE_METHODS and summarize(g.values(metric))["mean"] is not None
+    ]
+    if scored:
+        value, method = (max if higher_is_better(metric) else min)(scored)
+        axis.axhline(value, linestyle=":", color="tab:red", label=f"best baseline ({method})")
+
+
 def quality_against(
     groups: list[RunGroup], metric: str, cost: str, label: str, log: bool, scale: float = 1
 ) -> bytes | None:
@@ -120,6 +136,7 @@ def quality_against(
         )
         text = f"{name} (dominated)" if hollow else name
         axis.annotate(text, (spent, quality), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    _baseline_line(axis, groups, metric)
     if line:
         axis.plot(
             [rows[i][1] for i in line],
@@ -128,6 +145,7 @@ def quality_against(
             color="grey",
             label="Pareto frontier",
         )
+    if axis.get_legend_handles_labels()[0]:
         axis.legend(fontsize=8)
     if log:
         axis.set_xscale("log")

@@ -60,11 +60,13 @@ def _p_notes(rows: list[dict], prefix: str, what: str) -> str | None:
 
 def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -> Table:
     primary = metrics[0]
-    header = ["run", "n", *[short(m) for m in metrics], "95% CI", *[f"Δ{short(m)}" for m in metrics]]
-    header += ["vs ref", "vs base"]
+    intervals = any(r.get(f"{primary}_ci95_low") is not None for r in rows)  # none with one seed
+    header = ["run", "n", *[short(m) for m in metrics], *(["95% CI"] if intervals else [])]
+    header += [*[f"Δ{short(m)}" for m in metrics], "vs ref", "vs base"]
     body = []
     for row in rows:
-        cells = [row["run"], str(row["seeds"]), *[_spread(row, m) for m in metrics], _interval(row, primary)]
+        cells = [row["run"], str(row["seeds"]), *[_spread(row, m) for m in metrics]]
+        cells += [_interval(row, primary)] if intervals else []
         cells += [format_value(row[f"delta_{m}"], f"delta_{m}") for m in metrics]
         body.append(
             [(c, "") for c in cells]
@@ -75,8 +77,9 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
         )
     names = ", ".join(f"{short(m)} = {m}" for m in metrics if short(m) != m)
     legend = (
-        f"Test split, mean ± sd over n seeds{'; ' + names if names else ''}. 95% CI: t interval of "
-        f"{primary} over seeds. Δ: mean − mean of the reference ({reference}) at the same data fraction. "
+        f"Test split, mean ± sd over n seeds{'; ' + names if names else ''}. "
+        + (f"95% CI: t interval of {primary} over seeds. " if intervals else "")
+        + f"Δ: mean − mean of the reference ({reference}) at the same data fraction. "
         f"vs ref / vs base: paired test of {primary} on the same test examples against the reference / "
         f"the strongest baseline: {MARKS}; hover a mark for its p-value."
     )

@@ -130,14 +130,14 @@ def recommendation(methods: list[dict], metric: str) -> str:
     best one's reference; the caveat names the seeds and what the tests can show."""
     seeds = min((r["seeds"] for r in methods), default=0)
     caveat = (
-        f"only {seeds} seed(s) per method, so rerun with 3+ seeds before relying on it"
+        f"only {seeds} seed{'s' if seeds > 1 else ''} per method, so rerun with 3+ seeds before relying on it"
         if seeds < 3
         else f"{seeds} seeds per method"
     ) + "; 'not significant' means no difference was detected, not that the methods are equal"
     winners = [r for r in methods if learned(r, metric) is True]
     if not winners:
         return (
-            "Recommendation: none yet; no method learned beyond the baselines beyond noise. Train longer, "
+            "Recommendation: none yet; no method's lead over the baselines is beyond noise. Train longer, "
             f"on more data or at another learning rate (caveat: {caveat})."
         )
     sign = 1 if higher_is_better(metric) else -1
