@@ -193,3 +193,30 @@ def test_a_lead_over_the_baseline_within_noise_is_not_learning():
     assert "**lora** did not learn beyond the majority class (accuracy 0.64 vs 0.617, p=0.4)." in lines
     assert any(s.startswith("**ia3** did not learn beyond the majority class") for s in lines)
     assert any(s.startswith("**full** learned beyond the majority class") for s in lines)
+
+
+def test_logged_steps_keep_every_logging_step_and_evaluation_and_drop_the_summary():
+    from peftbench.training_log import logged_steps
+
+    log_history = [
+        {"loss": 1.0, "grad_norm": 2.0, "learning_rate": 1e-3, "epoch": 0.5, "step": 10},
+        {"loss": 0.8, "epoch": 1.0, "step": 20},
+        {"eval_loss": 0.9, "eval_accuracy": 0.7, "eval_runtime": 1.2, "epoch": 1.0, "step": 20},
+        {"train_runtime": 30.0, "train_loss": 0.9, "epoch": 1.0, "step": 20},
+    ]
+    assert logged_steps(log_history) == [
+        {"step": 10, "epoch": 0.5, "train_loss": 1.0},
+        {"step": 20, "epoch": 1.0, "train_loss": 0.8},
+        {"step": 20, "epoch": 1.0, "validation_loss": 0.9, "validation_accuracy": 0.7},
+    ]
+
+
+def test_the_epoch_view_is_drawn_only_for_several_epochs():
+    from peftbench.report.collect import RunGroup
+    from peftbench.report.plots import epoch_curves, loss_curves
+
+    steps = [{"step": 10, "train_loss": 1.0}, {"step": 20, "train_loss": 0.8, "validation_loss": 0.9}]
+    one = [RunGroup("lora", [{"logged_steps": steps, "history": [{"epoch": 1, "train_loss": 0.9}]}])]
+    two = [RunGroup("lora", [{"logged_steps": steps, "history": [{"epoch": 1}, {"epoch": 2}]}])]
+    assert loss_curves(one).startswith(b"\x89PNG") and epoch_curves(one) is None
+    assert epoch_curves(two).startswith(b"\x89PNG")
