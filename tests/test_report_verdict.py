@@ -220,3 +220,17 @@ def test_the_epoch_view_is_drawn_only_for_several_epochs():
     two = [RunGroup("lora", [{"logged_steps": steps, "history": [{"epoch": 1}, {"epoch": 2}]}])]
     assert loss_curves(one).startswith(b"\x89PNG") and epoch_curves(one) is None
     assert epoch_curves(two).startswith(b"\x89PNG")
+
+
+def test_a_winner_near_zero_is_named_but_not_recommended():
+    zero_shot = ("baseline-untrained", 0.1465, 0.0)
+    rows = [
+        _row("full", 0.5328, metric="bleu", baseline=zero_shot, trainable_params=1e8),
+        _row("lora", 0.2431, metric="bleu", baseline=(*zero_shot[:2], 0.27), reference_p=0.25),
+    ]
+    lines = verdict(rows, "bleu", "generation")
+    assert lines[0].startswith(
+        "Recommendation: none yet; **full** learned beyond the baselines, but its bleu"
+    )
+    assert "Best quality: **full** (bleu 0.5328, near zero on its 0-100 scale)." in lines
+    assert "**full** learned beyond the zero-shot model (bleu 0.5328 vs 0.1465, p<0.001)." in lines

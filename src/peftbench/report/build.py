@@ -21,6 +21,19 @@ CURVE_NOTE = (
 )
 
 
+def curve_warnings(groups) -> list[str]:
+    from peftbench.report.plots import most_logged_losses
+
+    trained = [r for g in groups for r in g.runs if r.get("logged_steps")]
+    if not trained or most_logged_losses(groups) >= 2:
+        return []
+    steps = max((r.get("efficiency") or {}).get("steps_trained") or 0 for r in trained)
+    return [
+        f"no loss curve drawn: each run logged its training loss once ({steps} optimizer steps); "
+        "set training.logging_steps lower to see one"
+    ]
+
+
 def _figures(groups, primary: str, search: dict | None) -> dict[str, bytes | None]:
     from peftbench.report import plots
 
@@ -62,7 +75,7 @@ def build(root: Path, reference: str = "full") -> Report:
             f"No reference run '{reference}' to compare against; pass --reference.",
             *verdict(rows, metrics[0], task),
         ],
-        warnings=data_warnings(groups) + warnings_for(groups, reference_group, task),
+        warnings=data_warnings(groups) + warnings_for(groups, reference_group, task) + curve_warnings(groups),
         figures=figures,
         samples=merge_samples([g.runs[0] for g in groups], 3),
         lr_search=search,

@@ -67,17 +67,25 @@ def _two_panels(groups: list[RunGroup], source: str, x: str, titles: tuple[str, 
 def loss_curves(groups: list[RunGroup]) -> bytes | None:
     """Training loss at every logging step and validation loss at every evaluation, all methods on one
     plot: mean over seeds, ±1 sd band."""
+    if most_logged_losses(groups) < 2:
+        return None  # single dots are no curve; build() says why none is drawn
     return _two_panels(
         groups, "logged_steps", "step", ("training loss per logging step", "validation loss per evaluation")
     )
 
 
+def most_logged_losses(groups: list[RunGroup]) -> int:
+    """The most training-loss points any run logged."""
+    return max(
+        (sum("train_loss" in row for row in r.get("logged_steps") or []) for g in groups for r in g.runs),
+        default=0,
+    )
+
+
 def epoch_curves(groups: list[RunGroup]) -> bytes | None:
     """The per-epoch view (mean training loss of the epoch, validation loss at its end), drawn only
-    when some run trained for several epochs or when no per-step log was saved."""
-    epochs = max((len(r.get("history") or []) for g in groups for r in g.runs), default=0)
-    stepped = any(r.get("logged_steps") for g in groups for r in g.runs)
-    if epochs < 2 and stepped:
+    when some run trained for several epochs."""
+    if max((len(r.get("history") or []) for g in groups for r in g.runs), default=0) < 2:
         return None
     return _two_panels(groups, "history", "epoch", ("training loss per epoch", "validation loss per epoch"))
 

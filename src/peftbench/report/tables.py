@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from peftbench.report.collect import higher_is_better
 from peftbench.report.summary import format_value
-from peftbench.report.verdict import learned
+from peftbench.report.verdict import learned, p_text
 from peftbench.stats import SIGNIFICANCE
 
 SHORT = {"accuracy": "acc", "f1_macro": "F1", "perplexity": "ppl", "rougeL": "ROUGE-L", "bleu": "BLEU"}
@@ -31,7 +31,7 @@ def _mark(row: dict, prefix: str, metric: str) -> tuple[str, str]:
         return "ref", "the reference"
     if p is None or row.get(metric) is None:
         return "–", "no paired test"
-    hover = f"p={p:.3g}, {row[f'{prefix}_test']} against {other}"
+    hover = f"{p_text(p)}, {row[f'{prefix}_test']} against {other}"
     if p >= SIGNIFICANCE:
         return "≈", hover
     if prefix == "baseline":
@@ -54,7 +54,7 @@ def _p_notes(rows: list[dict], prefix: str, what: str) -> str | None:
     tested = [r for r in rows if r.get(f"{prefix}_p") is not None]
     if not tested:
         return None
-    listed = "; ".join(f"{r['run']} vs {r[prefix]} p={r[f'{prefix}_p']:.3g}" for r in tested)
+    listed = "; ".join(f"{r['run']} vs {r[prefix]} {p_text(r[f'{prefix}_p'])}" for r in tested)
     return f"{what} ({tested[0][f'{prefix}_test']}): {listed}."
 
 

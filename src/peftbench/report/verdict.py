@@ -18,8 +18,16 @@ COST_CRITERIA = (
 )
 
 
+def _scale(metric: str) -> int:
+    return 1 if metric in FRACTIONS else 100
+
+
 def near_zero(value: float, metric: str) -> bool:
-    return abs(value) < NEAR_ZERO_SHARE * (1 if metric in FRACTIONS else 100)
+    return abs(value) < NEAR_ZERO_SHARE * _scale(metric)
+
+
+def _at_floor(row: dict, metric: str) -> bool:
+    return higher_is_better(metric) and near_zero(row[metric], metric)
 
 
 def _better(value: float, other: float, metric: str) -> bool:
@@ -33,8 +41,13 @@ def baseline_words(row: dict, task: str) -> str:
     return BASELINE_WORDS.get(method, row.get("baseline") or "the baselines")
 
 
+def p_text(p: float) -> str:
+    """A bootstrap of 1000 resamples cannot show p below 0.001; neither is printed as p=0."""
+    return "p<0.001" if p < 0.001 else f"p={p:.2g}"
+
+
 def _p(p: float | None) -> str:
-    return "" if p is None else f", p={p:.2g}"
+    return "" if p is None else f", {p_text(p)}"
 
 
 def learned(row: dict, metric: str) -> bool | None:
@@ -105,7 +118,8 @@ def best_lines(methods: list[dict], metric: str, task: str) -> list[str]:
     if credible:
         sign = 1 if higher_is_better(metric) else -1
         best = max(credible, key=lambda r: sign * r[metric])
-        lines.append(f"Best quality: **{best['run']}** ({metric} {best[metric]:.4g}).")
+        floor = f", near zero on its 0-{_scale(metric)} scale" if _at_floor(best, metric) else ""
+        lines.append(f"Best quality: **{best['run']}** ({metric} {best[metric]:.4g}{floor}).")
     else:
         lines.append(f"Best quality: none; no method learned beyond the baselines on {metric}.")
     for key, label, form in COST_CRITERIA:
@@ -149,6 +163,12 @@ def recommendation(methods: list[dict], metric: str) -> str:
         or (r.get("reference") == best["run"] and (r.get("reference_p") or 0) >= SIGNIFICANCE)
         or (best.get("reference") == r["run"] and (best.get("reference_p") or 0) >= SIGNIFICANCE)
     ]
+    if _at_floor(best, metric):
+        return (
+            f"Recommendation: none yet; **{best['run']}** learned beyond the baselines, but its {metric} "
+            f"{best[metric]:.4g} is near zero on a 0-{_scale(metric)} scale. Train longer, on more data or "
+            f"at another learning rate (caveat: {caveat})."
+        )
     cheapest = min(matching, key=lambda r: r.get("trainable_params") or float("inf"))
     why = (
         "best quality"
