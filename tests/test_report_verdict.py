@@ -234,3 +234,13 @@ def test_a_winner_near_zero_is_named_but_not_recommended():
     )
     assert "Best quality: **full** (bleu 0.5328, near zero on its 0-100 scale)." in lines
     assert "**full** learned beyond the zero-shot model (bleu 0.5328 vs 0.1465, p<0.001)." in lines
+
+
+def test_report_modules_import_on_their_own():
+    """No import circle: each module loads first in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    for module in ("report.render", "report.tables", "report.verdict", "compare", "report"):
+        done = subprocess.run([sys.executable, "-c", f"import peftbench.{module}"], capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()[-500:]

@@ -11,9 +11,10 @@ from peftbench.report.collect import (
     warnings_for,
 )
 from peftbench.report.model import Report
+from peftbench.report.render import html, markdown, summary_csv
 from peftbench.report.summary import summary_rows
 from peftbench.report.verdict import verdict
-from peftbench.results import read_json
+from peftbench.results import read_json, write_atomic
 
 CURVE_NOTE = (
     "Mean over seeds, band ±1 sd. Training loss is the Trainer's logged loss (mean over each logging "
@@ -84,9 +85,6 @@ def build(root: Path, reference: str = "full") -> Report:
 
 
 def write(report: Report, out_dir: Path) -> list[Path]:
-    from peftbench.report.render import html, markdown, summary_csv
-    from peftbench.results import write_atomic
-
     out_dir.mkdir(parents=True, exist_ok=True)
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(exist_ok=True)
