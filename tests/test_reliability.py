@@ -20,7 +20,7 @@ from peftbench.cli import app
 from peftbench.config import apply_overrides
 from peftbench.errors import PeftbenchError
 from peftbench.experiment import build_config
-from peftbench.report.collect import load_cells
+from peftbench.report.collect import load_run_groups
 from peftbench.run_folder import read_run, recording
 from peftbench.training import _arguments
 
@@ -65,7 +65,7 @@ def test_a_truncated_file_skips_that_run_with_a_warning(tmp_path, capsys, damage
     text = (bad / damaged).read_text()
     (bad / damaged).write_text(text[: len(text) // 2])
     assert [r["run"] for r in run_folder.finished_results(tmp_path)] == ["good"]
-    assert [c.name for c in load_cells(tmp_path)] == ["good"]
+    assert [c.name for c in load_run_groups(tmp_path)] == ["good"]
     warning = capsys.readouterr().err
     assert f"warning: skipped damaged {bad / damaged}" in warning and "peftbench run" in warning
     assert warning.count("warning:") == 1  # once per file, not once per reader

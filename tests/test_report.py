@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.report.collect import Cell, paired_test
+from peftbench.report.collect import RunGroup, paired_test
 from peftbench.report.plots import pareto_front
 from peftbench.text_metrics import text_metrics
 
@@ -54,19 +54,29 @@ def test_report_files_and_contents(classification_runs):
     result = runner.invoke(app, ["report", str(classification_runs)])
     assert result.exit_code == 0, result.output
     text = (classification_runs / "report.md").read_text()
-    assert "## Verdict" in text and "**lora** reaches" in text and "exact McNemar" in text
-    assert "| full |" in text and "| lora |" in text and "accuracy before" in text
-    assert text.count("![") == 5  # loss curves, two Pareto plots, training time, confusion matrices
+    assert "## Verdict" in text and "Recommendation:" in text and "exact McNemar" in text
+    verdict = text.split("## Verdict")[1].split("##")[0]
+    assert (
+        "- **lora** " in verdict and "Best quality:" in verdict and "Fewest trainable parameters:" in verdict
+    )
+    assert "| full |" in text and "| lora |" in text
+    assert "| run | n | acc | F1 | 95% CI | Δacc | ΔF1 | vs ref | vs base |" in text
+    # loss per step and per epoch (two epochs), two Pareto plots, training time, confusion matrices
+    assert text.count("![") == 6
     rows = list(csv.DictReader((classification_runs / "summary.csv").open()))
-    assert {r["cell"] for r in rows} == {"full", "lora", "baseline-untrained", "baseline-majority"}
-    lora = next(r for r in rows if r["cell"] == "lora")
-    assert 0 <= float(lora["p_value"]) <= 1 and float(lora["accuracy"]) >= 0
-    assert lora["seeds"] == "2" and lora["accuracy_std"] != "" and lora["accuracy_ci95"].startswith("[")
+    assert {r["run"] for r in rows} == {"full", "lora", "baseline-untrained", "baseline-majority"}
+    lora = next(r for r in rows if r["run"] == "lora")
+    assert 0 <= float(lora["reference_p"]) <= 1 and float(lora["accuracy"]) >= 0
+    assert (
+        lora["seeds"] == "2"
+        and lora["accuracy_std"] != ""
+        and float(lora["accuracy_ci95_low"]) <= float(lora["accuracy"])
+    )
     assert float(lora["learning_rate"]) == float(lora["head_learning_rate"]) == 1e-3
     assert "lr body / head" in text and "| 0.001 / 0.001 |" in text
     assert "| lora | 2 |" in text  # two seeds pooled into one row
     page = (classification_runs / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "src='figures/" not in page  # self-contained
+    assert page.count("data:image/png;base64,") == 6 and "src='figures/" not in page  # self-contained
 
 
 def test_report_on_empty_folder_is_a_clear_error(tmp_path):
@@ -85,7 +95,9 @@ def test_report_renders_in_headless_chromium(classification_runs, tmp_path):
     probe = (
         "<script>window.addEventListener('load',()=>{document.body.dataset.images="
         "[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length;"
-        "document.body.dataset.rows=document.querySelectorAll('#summary tr').length;});</script>"
+        "document.body.dataset.rows=document.querySelectorAll('#quality tr').length;"
+        "document.body.dataset.fits=document.documentElement.scrollWidth<=window.innerWidth;"
+        "document.body.dataset.width=window.innerWidth;});</script>"
     )
     checked = tmp_path / "report.html"
     checked.write_text(page.replace("</body>", probe + "</body>"))
@@ -95,6 +107,7 @@ def test_report_renders_in_headless_chromium(classification_runs, tmp_path):
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--window-size=1280,2000",
             "--virtual-time-budget=5000",
             "--dump-dom",
             checked.as_uri(),
@@ -104,7 +117,9 @@ def test_report_renders_in_headless_chromium(classification_runs, tmp_path):
         timeout=120,
         check=True,
     ).stdout
-    assert re.search(r'data-images="5"', dom), dom[:500]
+    assert re.search(r'data-images="6"', dom), dom[:500]
+    assert re.search(r'data-width="1280"', dom)
+    assert re.search(r'data-fits="true"', dom), "the page scrolls sideways at 1280 px"
     assert re.search(r'data-rows="5"', dom)  # header + four runs
     assert "Verdict" in dom
 
@@ -113,7 +128,7 @@ def _generations_cell(root, name, rows):
     folder = root / name
     folder.mkdir()
     (folder / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return Cell(name, [{"seed": 0, "_dir": str(folder), "method": {"name": name}}])
+    return RunGroup(name, [{"seed": 0, "_dir": str(folder), "method": {"name": name}}])
 
 
 def test_paired_bleu_test_scores_the_tables_bleu_on_a_sparse_corpus(tmp_path):

@@ -2,8 +2,9 @@
 
 import json
 
-from peftbench.report import summary_rows, verdict
-from peftbench.report.collect import Cell, data_warnings
+from peftbench.report.collect import RunGroup, data_warnings
+from peftbench.report.summary import summary_rows
+from peftbench.report.verdict import verdict
 
 
 def _cell(tmp_path, name, method, fraction, correct, duplicates=0):
@@ -21,7 +22,7 @@ def _cell(tmp_path, name, method, fraction, correct, duplicates=0):
         "data": data,
         "_dir": str(folder),
     }
-    return Cell(name, [run])
+    return RunGroup(name, [run])
 
 
 def test_each_cell_is_compared_with_the_reference_at_its_own_fraction(tmp_path):
@@ -32,11 +33,13 @@ def test_each_cell_is_compared_with_the_reference_at_its_own_fraction(tmp_path):
         _cell(tmp_path, "lora@frac0.5", "lora", 0.5, right),
         _cell(tmp_path, "lora@frac1", "lora", 1.0, [True] * 10),
     ]
-    rows = {r["cell"]: r for r in summary_rows(cells, cells[0], ["accuracy"], "classification")}
+    rows = {r["run"]: r for r in summary_rows(cells, cells[0], ["accuracy"], "classification")}
     assert rows["lora@frac0.5"]["delta_accuracy"] == 0 and rows["lora@frac1"]["delta_accuracy"] == 0
-    assert rows["lora@frac0.5"]["p_value"] == 1.0 and rows["lora@frac1"]["p_value"] == 1.0
-    sentences = verdict(list(rows.values()), "full@frac0.5", "accuracy")
-    assert any("**lora@frac1** reaches 100.0% of full@frac1's" in s for s in sentences)
+    assert rows["lora@frac0.5"]["reference_p"] == 1.0 and rows["lora@frac1"]["reference_p"] == 1.0
+    sentences = verdict(list(rows.values()), "accuracy", "classification")
+    assert any(
+        s.startswith("**lora@frac1**") and "reaches 100.0% of full@frac1's accuracy" in s for s in sentences
+    )
 
 
 def test_runs_at_different_fractions_are_never_paired(tmp_path):
@@ -63,7 +66,7 @@ def _seeded(tmp_path, name, method, outcomes_per_seed):
     runs = []
     for seed, correct in enumerate(outcomes_per_seed, start=1):
         runs.append(_cell(tmp_path, f"{name}@seed{seed}", method, 1.0, correct).runs[0] | {"seed": seed})
-    return Cell(name, runs)
+    return RunGroup(name, runs)
 
 
 def test_repeated_seeds_never_count_as_more_test_examples(tmp_path):

@@ -1,10 +1,11 @@
-"""Side-by-side table over finished runs: quality, deltas against a reference, and cost."""
+"""`peftbench compare`: the report's summary rows as a terminal, Markdown or CSV table."""
 
 import csv
 import io
 from pathlib import Path
 
-from peftbench.errors import PeftbenchError
+from peftbench.report.collect import find_reference, load_run_groups, merge_samples
+from peftbench.report.summary import format_value, headline_metrics, summary_rows
 from peftbench.run_folder import finished_results
 
 COST_COLUMNS = [
@@ -15,65 +16,19 @@ COST_COLUMNS = [
     "train_seconds",
     "peak_rss_mb",
 ]
-QUALITY_FORMAT = {"accuracy", "f1_macro"}  # fractions: four decimals
-
-
-def _efficiency(result: dict, key: str):
-    return (result.get("efficiency") or {}).get(key)
-
-
-def headline_metrics(found: list[dict]) -> list[str]:
-    """The quality columns: each task's headline metrics, in order, over every task present."""
-    from peftbench.tasks import TASKS
-
-    names: dict[str, None] = {}
-    for result in found:
-        task = result.get("task", "classification")
-        names.update(dict.fromkeys(TASKS.get(task).headline_metrics if task in TASKS else ()))
-    return list(names)
 
 
 def columns(metrics: list[str]) -> list[str]:
     return ["run", "method", *metrics, *(f"delta_{m}" for m in metrics), *COST_COLUMNS]
 
 
-def _delta(metrics: dict, reference: dict | None, name: str):
-    if reference is None or metrics.get(name) is None or reference.get(name) is None:
-        return None
-    return metrics[name] - reference[name]
-
-
 def rows(root: Path, reference: str = "full") -> tuple[list[dict], list[str]]:
-    """One row per finished run, and the column names (quality metrics depend on the task)."""
-    found = finished_results(root)
-    if not found:
-        raise PeftbenchError(f"no complete runs under '{root}'; run `peftbench run CONFIG` first")
-    metric_names = headline_metrics(found)
-    by_run = {r["run"]: r for r in found}
-    ref = by_run.get(reference) or next((r for r in found if r["method"]["name"] == reference), None)
-    ref_metrics = ref["metrics"]["test"] if ref else None
-    ref_trainable = _efficiency(ref, "trainable_params") if ref else None
-    table = []
-    for result in found:
-        metrics = result["metrics"]["test"]
-        trainable = _efficiency(result, "trainable_params")
-        artifact = _efficiency(result, "artifact_bytes")
-        peak = _efficiency(result, "peak_rss_bytes")
-        table.append(
-            {
-                "run": result["run"],
-                "method": result["method"]["name"],
-                **{m: metrics.get(m) for m in metric_names},
-                **{f"delta_{m}": _delta(metrics, ref_metrics, m) for m in metric_names},
-                "trainable_params": trainable,
-                "trainable_percent": _efficiency(result, "trainable_percent"),
-                "fewer_trainable_x": ref_trainable / trainable if ref_trainable and trainable else None,
-                "artifact_mb": artifact / 2**20 if artifact else None,
-                "train_seconds": _efficiency(result, "train_seconds"),
-                "peak_rss_mb": peak / 2**20 if peak else None,
-            }
-        )
-    return table, columns(metric_names)
+    """The report's summary rows (one per configuration, means over seeds) and the columns shown."""
+    groups = load_run_groups(root)
+    metrics = headline_metrics(groups)
+    task = groups[0].runs[0].get("task", "classification")
+    table = summary_rows(groups, find_reference(groups, reference), metrics, task)
+    return table, columns(metrics)
 
 
 def samples(root: Path, count: int) -> list[dict]:
@@ -81,46 +36,15 @@ def samples(root: Path, count: int) -> list[dict]:
     return merge_samples(finished_results(root), count)
 
 
-def merge_samples(found: list[dict], count: int) -> list[dict]:
-    found = [r for r in found if r.get("samples")]
-    if not found:
-        return []
-    merged = []
-    for i, sample in enumerate(found[0]["samples"][:count]):
-        outputs = {
-            r["run"]: r["samples"][i]["generated"]
-            for r in found
-            if i < len(r["samples"]) and r["samples"][i]["prompt"] == sample["prompt"]
-        }
-        merged.append({"prompt": sample["prompt"], "references": sample["references"], "outputs": outputs})
-    return merged
-
-
-def _cell(value, column: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if column.removeprefix("delta_") in QUALITY_FORMAT:
-            return f"{value:+.4f}" if column.startswith("delta") else f"{value:.4f}"
-        if column.startswith("delta"):
-            return f"{value:+.3g}"
-        if column in QUALITY_FORMAT:
-            return f"{value:.4f}"
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
 def markdown(table: list[dict], names: list[str]) -> str:
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(row[c], c) for c in names) + " |" for row in table]
+    lines += ["| " + " | ".join(format_value(row[c], c) for c in names) + " |" for row in table]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(table: list[dict], names: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=names)
+    writer = csv.DictWriter(buffer, fieldnames=names, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(table)
     return buffer.getvalue()
@@ -157,7 +81,7 @@ def rich_table(table: list[dict], names: list[str], reference: str):
             min_width=len(short(column)),
         )
     for row in table:
-        view.add_row(*(_cell(row[c], c) for c in names))
+        view.add_row(*(format_value(row[c], c) for c in names))
     return view
 
 

@@ -18,6 +18,7 @@ from peftbench.run_folder import recording
 from peftbench.run_inputs import RunInputs, method_context_for
 from peftbench.run_record import base_result, finish, run_config
 from peftbench.training import TrainOutcome, eval_metrics, train
+from peftbench.training_log import logged_steps
 
 ARTIFACT_DEFINITION = (
     "bytes of the .safetensors weight files the method must ship, as written (adapter and full model: "
@@ -89,6 +90,7 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
         result["training"] = training.model_dump()
         result["learning_rates"] = outcome.learning_rates
         result["history"] = outcome.history
+        result["logged_steps"] = logged_steps(outcome.trainer.state.log_history)
         result["resumed_from"] = outcome.resumed
         result["efficiency"] = {
             **count_parameters(model),

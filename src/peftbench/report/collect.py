@@ -1,5 +1,5 @@
-"""Gather finished runs into cells (one configuration, several seeds), summarise them and test them
-against the reference cell on the same test examples."""
+"""Gather finished runs into run groups (one configuration, several seeds) and test one group against
+another on the same test examples."""
 
 import json
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from peftbench.text_metrics import LOWER_IS_BETTER, bleu_on_subsets
 
 
 @dataclass
-class Cell:
+class RunGroup:
     """One configuration of one method (or a baseline), over every seed it ran with."""
 
     name: str
@@ -46,21 +46,23 @@ class Cell:
         return {r.get("seed"): r for r in self.runs}
 
 
-def load_cells(root: Path) -> list[Cell]:
-    cells: dict[str, Cell] = {}
+def load_run_groups(root: Path) -> list[RunGroup]:
+    """Every complete run under root, grouped by configuration (result.json's "cell": the run name
+    without its seed)."""
+    groups: dict[str, RunGroup] = {}
     for run in finished_runs(root):
         result = run.result
         result["_dir"] = str(run.folder)
         name = result.get("cell") or result["run"]
-        cells.setdefault(name, Cell(name)).runs.append(result)
-    if not cells:
+        groups.setdefault(name, RunGroup(name)).runs.append(result)
+    if not groups:
         raise PeftbenchError(f"no complete runs under '{root}'; run `peftbench run CONFIG` first")
-    return list(cells.values())
+    return list(groups.values())
 
 
-def find_reference(cells: list[Cell], reference: str) -> Cell | None:
-    return next((c for c in cells if c.name == reference), None) or next(
-        (c for c in cells if c.method == reference), None
+def find_reference(groups: list[RunGroup], reference: str) -> RunGroup | None:
+    return next((c for c in groups if c.name == reference), None) or next(
+        (c for c in groups if c.method == reference), None
     )
 
 
@@ -68,12 +70,12 @@ def _fraction_tag(name: str) -> str:
     return name[name.index("@frac") :] if "@frac" in name else ""
 
 
-def reference_at(cells: list[Cell], reference: Cell | None, cell: Cell) -> Cell | None:
-    """The reference configuration trained on the same data fraction as `cell` (None if it did not run)."""
+def reference_at(groups: list[RunGroup], reference: RunGroup | None, group: RunGroup) -> RunGroup | None:
+    """The reference configuration trained on the same data fraction as `group` (None if it did not run)."""
     if reference is None:
         return None
-    name = reference.name.split("@frac")[0] + _fraction_tag(cell.name)
-    return next((c for c in cells if c.name == name), None)
+    name = reference.name.split("@frac")[0] + _fraction_tag(group.name)
+    return next((c for c in groups if c.name == name), None)
 
 
 def _jsonl(run: dict, name: str) -> list[dict]:
@@ -81,12 +83,12 @@ def _jsonl(run: dict, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def _paired_rows(cell: Cell, reference: Cell, file: str) -> tuple[list[dict], list[dict], int]:
-    """Per-example outputs of both cells over the seeds they share, seed after seed, and the number of
+def _paired_rows(group: RunGroup, reference: RunGroup, file: str) -> tuple[list[dict], list[dict], int]:
+    """Per-example outputs of both groups over the seeds they share, seed after seed, and the number of
     test examples per seed (every seed is tested on the same examples)."""
     mine, theirs, sizes = [], [], set()
     reference_runs = reference.by_seed()
-    for seed, run in cell.by_seed().items():
+    for seed, run in group.by_seed().items():
         fraction = (run.get("data") or {}).get("data_fraction")
         reference_run = reference_runs.get(seed)
         if reference_run is None or (reference_run.get("data") or {}).get("data_fraction") != fraction:
@@ -110,13 +112,13 @@ def _over_seeds(metric: Callable[[np.ndarray], float], examples: int, seeds: int
     return score
 
 
-def paired_test(cell: Cell, reference: Cell, task: str) -> dict | None:
+def paired_test(group: RunGroup, reference: RunGroup, task: str) -> dict | None:
     """Classification: exact McNemar on one seed, a paired bootstrap of accuracy over test examples when
     several seeds share them. Generation: a paired bootstrap of the table's corpus BLEU over prompts."""
     file = {"classification": "predictions.jsonl", "generation": "generations.jsonl"}.get(task)
     if file is None:
         return None  # causal_lm saves no per-example outputs to pair
-    mine, theirs, examples = _paired_rows(cell, reference, file)
+    mine, theirs, examples = _paired_rows(group, reference, file)
     if not mine:
         return None
     seeds = len(mine) // examples
@@ -151,24 +153,24 @@ def significance_words(test: dict | None) -> str:
     return f"not significant (p={test['p']:.2g}, {test['test']})"
 
 
-def warnings_for(cells: list[Cell], reference: Cell | None, task: str) -> list[str]:
+def warnings_for(groups: list[RunGroup], reference: RunGroup | None, task: str) -> list[str]:
     found = []
-    for cell in cells:
-        for run in cell.runs:
+    for group in groups:
+        for run in group.runs:
             for warning in degenerate_warnings(run):
-                found.append(f"{cell.name} (seed {run.get('seed')}): {warning}")
+                found.append(f"{group.name} (seed {run.get('seed')}): {warning}")
     if reference is None or task != "classification":
         return found
     ref_accuracy = summarize(reference.values("accuracy"))["mean"]
     size = reference.runs[0]["data"]["sizes"]["test"]
     resolution = accuracy_resolution(ref_accuracy, size)
-    for cell in cells:
-        if cell is reference or cell.is_baseline:
+    for group in groups:
+        if group is reference or group.is_baseline:
             continue
-        difference = summarize(cell.values("accuracy"))["mean"] - ref_accuracy
+        difference = summarize(group.values("accuracy"))["mean"] - ref_accuracy
         if 0 < abs(difference) < resolution:
             found.append(
-                f"{cell.name}: accuracy difference {difference:+.3f} against {reference.name} is within the "
+                f"{group.name}: accuracy difference {difference:+.3f} against {reference.name} is within the "
                 f"±{resolution:.3f} 95% interval of a single accuracy on {size} test examples (unpaired)"
             )
     return found
@@ -184,11 +186,11 @@ DUPLICATES = {
 }
 
 
-def data_warnings(cells: list[Cell]) -> list[str]:
+def data_warnings(groups: list[RunGroup]) -> list[str]:
     """Test inputs that also occur in train or validation (exact duplicates), once per data setup."""
     found: dict[str, None] = {}
-    for cell in cells:
-        for run in cell.runs:
+    for group in groups:
+        for run in group.runs:
             data = run.get("data", {})
             tag = f" (data fraction {data['data_fraction']:g})" if data.get("data_fraction", 1) != 1 else ""
             test = data.get("sizes", {}).get("test")
@@ -197,3 +199,19 @@ def data_warnings(cells: list[Cell]) -> list[str]:
                     line = f"{data[key]} of {test} test examples also occur in the {split} split"
                     found[f"data{tag}: {line} (exact duplicate inputs), so {consequence}"] = None
     return list(found)
+
+
+def merge_samples(found: list[dict], count: int) -> list[dict]:
+    """The first `count` saved samples, each with every run's output for the same prompt."""
+    found = [r for r in found if r.get("samples")]
+    if not found:
+        return []
+    merged = []
+    for i, sample in enumerate(found[0]["samples"][:count]):
+        outputs = {
+            r["run"]: r["samples"][i]["generated"]
+            for r in found
+            if i < len(r["samples"]) and r["samples"][i]["prompt"] == sample["prompt"]
+        }
+        merged.append({"prompt": sample["prompt"], "references": sample["references"], "outputs": outputs})
+    return merged

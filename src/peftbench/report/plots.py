@@ -7,8 +7,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from peftbench.report.collect import Cell, higher_is_better  # noqa: E402
+from peftbench.report.collect import RunGroup, higher_is_better  # noqa: E402
+from peftbench.report.summary import BASELINE_METHODS  # noqa: E402
 from peftbench.stats import summarize  # noqa: E402
 
 
@@ -19,20 +21,73 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def loss_curves(cells: list[Cell]) -> bytes | None:
-    trained = [c for c in cells if c.runs[0].get("history")]
-    if not trained:
+def _by_x(runs: list[dict], key: str, x: str, source: str) -> dict[float, list[float]]:
+    """Values of `key` at each x (step or epoch), pooled over the seeds."""
+    pooled: dict[float, list[float]] = {}
+    for run in runs:
+        for row in run.get(source) or []:
+            if row.get(key) is not None and row.get(x) is not None:
+                pooled.setdefault(row[x], []).append(row[key])
+    return dict(sorted(pooled.items()))
+
+
+def _mean_and_band(axis, pooled: dict[float, list[float]], label: str, color) -> None:
+    """The mean over seeds as a line (markers when there are few points), ±1 sd as a band."""
+    xs = list(pooled)
+    means = np.array([np.mean(v) for v in pooled.values()])
+    spread = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in pooled.values()])
+    axis.plot(xs, means, marker="o" if len(xs) <= 12 else None, markersize=4, label=label, color=color)
+    if spread.any():
+        axis.fill_between(xs, means - spread, means + spread, alpha=0.2, color=color)
+
+
+def _two_panels(groups: list[RunGroup], source: str, x: str, titles: tuple[str, str]) -> bytes | None:
+    shown = [g for g in groups if any(r.get(source) for r in g.runs)]
+    if not shown:
         return None
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for cell in trained:
-        history = cell.runs[0]["history"]
-        epochs = [row["epoch"] for row in history]
-        left.plot(epochs, [row.get("train_loss") for row in history], marker="o", label=cell.name)
-        right.plot(epochs, [row.get("validation_loss") for row in history], marker="o", label=cell.name)
-    left.set(title="training loss (first seed)", xlabel="epoch", ylabel="loss")
-    right.set(title="validation loss (first seed)", xlabel="epoch")
-    right.legend(fontsize=8)
+    for index, group in enumerate(shown):
+        color = f"C{index % 10}"
+        seeds = len(group.runs)
+        label = group.name + (f" ({seeds} seeds)" if seeds > 1 else "")
+        for axis, key in ((left, "train_loss"), (right, "validation_loss")):
+            pooled = _by_x(group.runs, key, x, source)
+            if pooled:
+                _mean_and_band(axis, pooled, label, color)
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.set(title=titles[0], xlabel=x, ylabel="loss")
+    right.set(title=titles[1], xlabel=x)
+    for axis in (left, right):
+        if axis.lines:
+            axis.legend(fontsize=8)
     return _png(figure)
+
+
+def loss_curves(groups: list[RunGroup]) -> bytes | None:
+    """Training loss at every logging step and validation loss at every evaluation, all methods on one
+    plot: mean over seeds, ±1 sd band."""
+    if most_logged_losses(groups) < 2:
+        return None  # single dots are no curve; build() says why none is drawn
+    return _two_panels(
+        groups, "logged_steps", "step", ("training loss per logging step", "validation loss per evaluation")
+    )
+
+
+def most_logged_losses(groups: list[RunGroup]) -> int:
+    """The most training-loss points any run logged."""
+    return max(
+        (sum("train_loss" in row for row in r.get("logged_steps") or []) for g in groups for r in g.runs),
+        default=0,
+    )
+
+
+def epoch_curves(groups: list[RunGroup]) -> bytes | None:
+    """The per-epoch view (mean training loss of the epoch, validation loss at its end), drawn only
+    when some run trained for several epochs."""
+    if max((len(r.get("history") or []) for g in groups for r in g.runs), default=0) < 2:
+        return None
+    return _two_panels(groups, "history", "epoch", ("training loss per epoch", "validation loss per epoch"))
 
 
 def pareto_front(points: list[tuple[float, float]], higher: bool) -> list[int]:
@@ -50,34 +105,64 @@ def pareto_front(points: list[tuple[float, float]], higher: bool) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def frontier_to_draw(points: list[tuple[float, float]], higher: bool) -> tuple[list[int], list[int]]:
+    """The Pareto frontier as a line (only when it joins two or more points) and the dominated points."""
+    front = pareto_front(points, higher)
+    dominated = [i for i in range(len(points)) if i not in front]
+    return (front if len(front) > 1 else []), dominated
+
+
+def _baseline_line(axis, groups: list[RunGroup], metric: str) -> None:
+    """The strongest baseline's quality as a dotted line: methods near it did not learn much."""
+    scored = [
+        (summarize(g.values(metric))["mean"], g.method)
+        for g in groups
+        if g.method in BASELINE_METHODS and summarize(g.values(metric))["mean"] is not None
+    ]
+    if scored:
+        value, method = (max if higher_is_better(metric) else min)(scored)
+        axis.axhline(value, linestyle=":", color="tab:red", label=f"best baseline ({method})")
+
+
 def quality_against(
-    cells: list[Cell], metric: str, cost: str, label: str, log: bool, scale: float = 1
+    groups: list[RunGroup], metric: str, cost: str, label: str, log: bool, scale: float = 1
 ) -> bytes | None:
     rows = []
-    for cell in cells:
-        quality = summarize(cell.values(metric))["mean"]
-        spent = summarize(cell.efficiency(cost))["mean"]
+    for group in groups:
+        quality = summarize(group.values(metric))["mean"]
+        spent = summarize(group.efficiency(cost))["mean"]
         if quality is not None and spent:
-            rows.append((cell.name, spent * scale, quality))
+            rows.append((group.name, spent * scale, quality))
     if len(rows) < 2:
         return None
+    line, dominated = frontier_to_draw([(s, q) for _, s, q in rows], higher_is_better(metric))
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, spent, quality in rows:
-        axis.scatter(spent, quality, s=40)
-        axis.annotate(name, (spent, quality), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    front = pareto_front([(s, q) for _, s, q in rows], higher_is_better(metric))
-    axis.plot(
-        [rows[i][1] for i in front], [rows[i][2] for i in front], "--", color="grey", label="Pareto frontier"
-    )
+    for i, (name, spent, quality) in enumerate(rows):
+        hollow = i in dominated
+        axis.scatter(
+            spent, quality, s=40, facecolors="none" if hollow else "C0", edgecolors="grey" if hollow else "C0"
+        )
+        text = f"{name} (dominated)" if hollow else name
+        axis.annotate(text, (spent, quality), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    _baseline_line(axis, groups, metric)
+    if line:
+        axis.plot(
+            [rows[i][1] for i in line],
+            [rows[i][2] for i in line],
+            "--",
+            color="grey",
+            label="Pareto frontier",
+        )
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8)
     if log:
         axis.set_xscale("log")
     axis.set(xlabel=label, ylabel=f"test {metric} (mean over seeds)", title=f"{metric} against {label}")
-    axis.legend(fontsize=8)
     return _png(figure)
 
 
-def training_time(cells: list[Cell]) -> bytes | None:
-    trained = [c for c in cells if any(c.efficiency("train_seconds"))]
+def training_time(groups: list[RunGroup]) -> bytes | None:
+    trained = [c for c in groups if any(c.efficiency("train_seconds"))]
     if not trained:
         return None
     summaries = [summarize(c.efficiency("train_seconds")) for c in trained]
@@ -88,8 +173,8 @@ def training_time(cells: list[Cell]) -> bytes | None:
     return _png(figure)
 
 
-def confusion_matrices(cells: list[Cell]) -> bytes | None:
-    shown = [c for c in cells if c.runs[0].get("confusion_matrix")]
+def confusion_matrices(groups: list[RunGroup]) -> bytes | None:
+    shown = [c for c in groups if c.runs[0].get("confusion_matrix")]
     if not shown:
         return None
     columns = min(4, len(shown))
@@ -97,15 +182,15 @@ def confusion_matrices(cells: list[Cell]) -> bytes | None:
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3 * rows), squeeze=False)
     for axis in axes.flat[len(shown) :]:
         axis.axis("off")
-    for axis, cell in zip(axes.flat, shown, strict=False):
-        matrix = np.asarray(cell.runs[0]["confusion_matrix"]["rows_true_cols_pred"])
-        labels = cell.runs[0]["confusion_matrix"]["labels"]
+    for axis, group in zip(axes.flat, shown, strict=False):
+        matrix = np.asarray(group.runs[0]["confusion_matrix"]["rows_true_cols_pred"])
+        labels = group.runs[0]["confusion_matrix"]["labels"]
         axis.imshow(matrix, cmap="Blues")
         for (i, j), count in np.ndenumerate(matrix):
             axis.text(j, i, str(count), ha="center", va="center", fontsize=8)
         axis.set_xticks(range(len(labels)), labels, rotation=45, fontsize=7)
         axis.set_yticks(range(len(labels)), labels, fontsize=7)
-        axis.set_title(cell.name, fontsize=9)
+        axis.set_title(group.name, fontsize=9)
     figure.supxlabel("predicted")
     figure.supylabel("true")
     return _png(figure)

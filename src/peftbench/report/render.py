@@ -1,63 +1,25 @@
-"""Report renderers: Markdown (figures as files), self-contained HTML (figures inlined), CSV."""
+"""Report renderers: Markdown (figures as files), self-contained HTML (figures inlined), CSV. Markdown
+and HTML print the same verdict, tables, legends and notes."""
 
 import base64
 import csv
 import html as html_lib
 import io
+import re
 
-from peftbench.report import Report
+from peftbench.report.model import Report
+from peftbench.report.summary import format_value
+from peftbench.report.tables import Table, cost_table, quality_table
 
-
-def _format(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _rates(row: dict) -> str:
-    """The rates the optimizer used for the body (or adapter) and for the task head; – where none trained."""
-    body, head = row.get("learning_rate"), row.get("head_learning_rate")
-    if body is None and head is None:
-        return "–"
-    return " / ".join("–" if rate is None else f"{rate:g}" for rate in (body, head))
+NOTES = (
+    "Paired tests use the same test examples: exact McNemar on accuracy with one seed, else a paired "
+    "bootstrap over test examples (all seeds of an example together); paired bootstrap of corpus BLEU over "
+    "prompts (generation)."
+)
 
 
-def _table(report: Report) -> tuple[list[str], list[list[str]]]:
-    header = ["run", "seeds"]
-    for metric in report.metrics:
-        header += [f"{metric} before", f"{metric} (mean ± sd)", "95% CI", f"Δ{metric}"]
-    header += ["vs reference", "trainable", "trainable %", "lr body / head", "artifact MB", "train s"]
-    header += ["peak RSS MB"]
-    body = []
-    for row in report.rows:
-        cells = [row["cell"], str(row["seeds"])]
-        for metric in report.metrics:
-            spread = f" ± {row[f'{metric}_std']:.2g}" if row[f"{metric}_std"] is not None else ""
-            cells += [
-                _format(row[f"{metric}_before"]),
-                _format(row[metric]) + spread,
-                row[f"{metric}_ci95"] or "–",
-                _format(row[f"delta_{metric}"]),
-            ]
-        cells += [
-            row["paired_test"] or ("reference" if row["cell"] == report.reference else "–"),
-            _format(row["trainable_params"]),
-            _format(row["trainable_percent"]),
-            _rates(row),
-            _format(row["artifact_bytes"] / 2**20 if row["artifact_bytes"] else None),
-            _format(row["train_seconds"]),
-            _format(row["peak_rss_bytes"] / 2**20 if row["peak_rss_bytes"] else None),
-        ]
-        body.append(cells)
-    return header, body
-
-
-def _search_table(summary: dict) -> tuple[list[str], list[list[str]]]:
-    """Methods by candidate rates: the validation score of each search run, the chosen one marked."""
+def search_table(summary: dict) -> Table:
+    """Methods by candidate rates: the validation score of each search run, the chosen one starred."""
     rates = sorted({t["learning_rate"] for found in summary["methods"].values() for t in found["trials"]})
     header = ["method", *[f"lr {rate:g}" for rate in rates], "chosen", "configured"]
     body = []
@@ -69,62 +31,52 @@ def _search_table(summary: dict) -> tuple[list[str], list[list[str]]]:
             text = (
                 "–"
                 if trial is None
-                else _format(trial["value"])
+                else format_value(trial["value"])
                 if trial["value"] is not None
                 else trial["status"]
             )
             row.append(f"{text} ★" if rate == found["chosen_learning_rate"] else text)
-        row += [_format(found["chosen_learning_rate"]), _format(found["configured_learning_rate"])]
-        body.append(row)
-    return header, body
-
-
-def _search_note(summary: dict) -> str:
+        row += [format_value(found["chosen_learning_rate"]), format_value(found["configured_learning_rate"])]
+        body.append([(c, "") for c in row])
     samples = summary["max_train_samples"] or "all"
     better = "lowest" if summary["lower_is_better"] else "highest"
-    return (
+    legend = (
         f"Before the final runs, each method trained for {summary['epochs']:g} epoch(s) on {samples} "
         f"training examples (seed {summary['seed']}) at every rate; the rate with the {better} validation "
         f"{summary['metric']} (★) was used for all its final runs. The test split played no part."
     )
+    return Table(header, body, legend)
 
 
-NOTES = (
-    "Quality is measured on the test split; means, sample standard deviations and 95% t intervals are over "
-    "seeds. Δ is mean(run) − mean(reference). Paired tests use the same test examples: exact McNemar on "
-    "accuracy with one seed, else a paired bootstrap over test examples (all seeds of an example together); "
-    "paired bootstrap of corpus BLEU over prompts (generation). Training seconds exclude "
-    "evaluation; peak RSS is the whole process, sampled every 50 ms. Learning rates are the peak rates of "
-    "the optimizer's parameter groups: the body or adapter, then the task head."
-)
+def sections(report: Report) -> list[tuple[str, Table]]:
+    """The tables in page order, with their headings."""
+    found = [
+        ("Quality", quality_table(report.rows, report.metrics, report.reference)),
+        ("Cost", cost_table(report.rows)),
+    ]
+    if report.lr_search:
+        found.append(("Learning-rate search", search_table(report.lr_search)))
+    return found
 
 
-def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
-    rows = [header, *body]
+def _md_table(table: Table) -> list[str]:
+    rows = [table.header, *[[text for text, _ in row] for row in table.rows]]
     lines = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return [lines[0], "|" + "---|" * len(header), *lines[1:]]
-
-
-def _html_table(header: list[str], body: list[list[str]], table_id: str) -> str:
-    escape = html_lib.escape
-    head = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"
-    rows = ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body]
-    return f"<table id='{table_id}'>" + head + "".join(rows) + "</table>"
+    return [lines[0], "|" + "---|" * len(table.header), *lines[1:]]
 
 
 def markdown(report: Report, figure_paths: dict[str, str]) -> str:
-    header, body = _table(report)
     lines = [f"# {report.title}", "", f"Task: `{report.task}`; reference: `{report.reference}`.", ""]
     lines += ["## Verdict", "", *[f"- {s}" for s in report.verdict], ""]
     if report.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in report.warnings], ""]
-    lines += ["## Summary", "", *_md_table(header, body), "", NOTES, ""]
-    if report.lr_search:
-        search_header, search_body = _search_table(report.lr_search)
-        lines += ["## Learning-rate search", "", _search_note(report.lr_search), ""]
-        lines += [*_md_table(search_header, search_body), ""]
+    for heading, table in sections(report):
+        lines += [f"## {heading}", "", *_md_table(table), "", table.legend, ""]
+        lines += [*[f"- {note}" for note in table.notes], ""] if table.notes else []
+    lines += [NOTES, ""]
     for title, path in figure_paths.items():
         lines += [f"## {title}", "", f"![{title}]({path})", ""]
+        lines += [report.figure_notes[title], ""] if title in report.figure_notes else []
     if report.samples:
         lines += ["## Generated samples", ""]
         for sample in report.samples:
@@ -134,23 +86,45 @@ def markdown(report: Report, figure_paths: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1160px;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
-td:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
-.warn{background:#fff4e5;padding:.5em 1em;border-left:4px solid #f0a020}.note{color:#555;font-size:13px}"""
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}td[title]{cursor:help;text-decoration:underline dotted}
+img{max-width:100%;border:1px solid #eee}table.sample td{white-space:normal;text-align:left}
+.warn{background:#fff4e5;padding:.5em 1em;border-left:4px solid #f0a020}.note{color:#555;font-size:13px}
+ul.notes{color:#555;font-size:12px}"""
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html_lib.escape(text))
+
+
+def _cell(text: str, hover: str) -> str:
+    title = f" title='{html_lib.escape(hover, quote=True)}'" if hover else ""
+    return f"<td{title}>{html_lib.escape(text)}</td>"
+
+
+def _html_table(table: Table, table_id: str) -> str:
+    head = "<tr>" + "".join(f"<th>{html_lib.escape(h)}</th>" for h in table.header) + "</tr>"
+    rows = ["<tr>" + "".join(_cell(text, hover) for text, hover in row) + "</tr>" for row in table.rows]
+    parts = [
+        f"<table id='{table_id}'>{head}{''.join(rows)}</table>",
+        f"<p class='note'>{_inline(table.legend)}</p>",
+    ]
+    if table.notes:
+        parts.append("<ul class='notes'>" + "".join(f"<li>{_inline(n)}</li>" for n in table.notes) + "</ul>")
+    return "".join(parts)
 
 
 def html(report: Report) -> str:
     escape = html_lib.escape
-    header, body = _table(report)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>",
         f"<style>{STYLE}</style></head><body><h1>{escape(report.title)}</h1>",
         f"<p>Task: <code>{escape(report.task)}</code>; "
         f"reference: <code>{escape(str(report.reference))}</code>.</p>",
-        "<h2>Verdict</h2><ul>",
-        *[f"<li>{escape(s).replace('**', '')}</li>" for s in report.verdict],
+        "<h2>Verdict</h2><ul id='verdict'>",
+        *[f"<li>{_inline(s)}</li>" for s in report.verdict],
         "</ul>",
     ]
     if report.warnings:
@@ -159,20 +133,16 @@ def html(report: Report) -> str:
             *[f"<li>{escape(w)}</li>" for w in report.warnings],
         ]
         parts.append("</ul></div>")
-    parts += [
-        "<h2>Summary</h2>",
-        _html_table(header, body, "summary"),
-        f"<p class='note'>{escape(NOTES)}</p>",
-    ]
-    if report.lr_search:
-        search_header, search_body = _search_table(report.lr_search)
-        parts += [f"<h2>Learning-rate search</h2><p>{escape(_search_note(report.lr_search))}</p>"]
-        parts += [_html_table(search_header, search_body, "lr-search")]
+    for heading, table in sections(report):
+        parts += [f"<h2>{escape(heading)}</h2>", _html_table(table, heading.lower().replace(" ", "-"))]
+    parts.append(f"<p class='note'>{escape(NOTES)}</p>")
     for title, png in report.figures.items():
         encoded = base64.b64encode(png).decode()
         parts.append(
             f"<h2>{escape(title)}</h2><img alt='{escape(title)}' src='data:image/png;base64,{encoded}'>"
         )
+        if title in report.figure_notes:
+            parts.append(f"<p class='note'>{escape(report.figure_notes[title])}</p>")
     if report.samples:
         parts.append("<h2>Generated samples</h2>")
         for sample in report.samples:

@@ -1,0 +1,138 @@
+"""One row per run group: quality over seeds, paired tests against the reference and the strongest
+baseline, and cost. The report, summary.csv and `peftbench compare` all print these rows."""
+
+from peftbench.report.collect import (
+    RunGroup,
+    higher_is_better,
+    paired_test,
+    reference_at,
+    significance_words,
+)
+from peftbench.stats import summarize
+
+FRACTION_METRICS = {"accuracy", "f1_macro"}  # 0-1 scale, printed with four decimals
+BASELINE_METHODS = ("majority", "untrained")
+
+
+def headline_metrics(groups: list[RunGroup]) -> list[str]:
+    """Each task's headline metrics, in order, over every task present."""
+    from peftbench.tasks import TASKS
+
+    names: dict[str, None] = {}
+    for group in groups:
+        task = group.runs[0].get("task", "classification")
+        names.update(dict.fromkeys(TASKS.get(task).headline_metrics if task in TASKS else ()))
+    return list(names)
+
+
+def _mean(values) -> float | None:
+    return summarize(values)["mean"]
+
+
+def _mb(value: float | None) -> float | None:
+    return value / 2**20 if value else None
+
+
+def strongest_baseline(groups: list[RunGroup], group: RunGroup, metric: str) -> RunGroup | None:
+    """The baseline with the best mean `metric` on the same data fraction as `group`."""
+    candidates = [
+        found
+        for baseline in groups
+        if baseline.method in BASELINE_METHODS
+        and (found := reference_at(groups, baseline, group)) is not None
+        and _mean(found.values(metric)) is not None
+    ]
+    if not candidates:
+        return None
+    sign = 1 if higher_is_better(metric) else -1
+    return max(candidates, key=lambda b: sign * _mean(b.values(metric)))
+
+
+def _quality(group: RunGroup, metric: str, reference: RunGroup | None, before: RunGroup | None) -> dict:
+    summary = summarize(group.values(metric))
+    reference_mean = _mean(reference.values(metric)) if reference else None
+    return {
+        metric: summary["mean"],
+        f"{metric}_std": summary["std"],
+        f"{metric}_ci95_low": summary["ci95_low"],
+        f"{metric}_ci95_high": summary["ci95_high"],
+        f"{metric}_before": _mean(before.values(metric)) if before else None,
+        f"delta_{metric}": summary["mean"] - reference_mean
+        if None not in (summary["mean"], reference_mean)
+        else None,
+    }
+
+
+def _tested(group: RunGroup, other: RunGroup | None, task: str, prefix: str) -> dict:
+    test = paired_test(group, other, task) if other is not None and other is not group else None
+    return {
+        prefix: other.name if other is not None else None,
+        f"{prefix}_p": test["p"] if test else None,
+        f"{prefix}_test": test["test"] if test else None,
+    }
+
+
+def _cost(group: RunGroup, reference: RunGroup | None) -> dict:
+    trainable = _mean(group.efficiency("trainable_params"))
+    reference_trainable = _mean(reference.efficiency("trainable_params")) if reference else None
+    rates = group.runs[0].get("learning_rates") or {}  # the optimizer's own rates, the same for every seed
+    forgetting = [(r.get("forgetting") or {}) for r in group.runs]
+    return {
+        "trainable_params": trainable,
+        "trainable_percent": _mean(group.efficiency("trainable_percent")),
+        "fewer_trainable_x": reference_trainable / trainable if reference_trainable and trainable else None,
+        "artifact_mb": _mb(_mean(group.efficiency("artifact_bytes"))),
+        "train_seconds": _mean(group.efficiency("train_seconds")),
+        "peak_rss_mb": _mb(_mean(group.efficiency("peak_rss_bytes"))),
+        "learning_rate": rates.get("body"),
+        "head_learning_rate": rates.get("head"),
+        "forgetting": _mean([f.get("value") for f in forgetting]),
+        "forgetting_metric": next((f["metric"] for f in forgetting if f.get("metric")), None),
+    }
+
+
+def summary_rows(
+    groups: list[RunGroup], reference: RunGroup | None, metrics: list[str], task: str
+) -> list[dict]:
+    """Deltas and paired tests are taken against the reference (and the strongest baseline) trained on
+    the group's own data fraction; tests are on the first (primary) metric."""
+    before = next((g for g in groups if g.method == "untrained"), None)
+    rows = []
+    for group in groups:
+        same_reference = reference_at(groups, reference, group)
+        row = {
+            "run": group.name,
+            "method": group.method,
+            "kind": "baseline" if group.is_baseline else "method",
+            "seeds": len(group.runs),
+        }
+        for metric in metrics:
+            row.update(_quality(group, metric, same_reference, before))
+        row.update(_tested(group, same_reference, task, "reference"))
+        row["paired_test"] = (
+            significance_words({"p": row["reference_p"], "test": row["reference_test"]})
+            if row["reference_p"] is not None
+            else None
+        )
+        baseline = None if group.is_baseline or not metrics else strongest_baseline(groups, group, metrics[0])
+        row.update(_tested(group, baseline, task, "baseline"))
+        row["baseline_value"] = _mean(baseline.values(metrics[0])) if baseline else None
+        row.update(_cost(group, same_reference))
+        rows.append(row)
+    return rows
+
+
+def format_value(value, column: str = "") -> str:
+    """How every table prints a number: fractions with four decimals, signed deltas, thousands grouped."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    delta = column.startswith("delta_")
+    if column.removeprefix("delta_") in FRACTION_METRICS:
+        return f"{value:+.4f}" if delta else f"{value:.4f}"
+    if delta:
+        return f"{value:+.3g}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"

@@ -1,0 +1,129 @@
+"""The report's tables as text cells, shared by the Markdown and HTML renderers: a quality table and a
+cost table (instead of one wide one), short headers explained in a legend, significance as a mark."""
+
+from dataclasses import dataclass, field
+
+from peftbench.report.collect import higher_is_better
+from peftbench.report.summary import format_value
+from peftbench.report.verdict import learned, p_text
+from peftbench.stats import SIGNIFICANCE
+
+SHORT = {"accuracy": "acc", "f1_macro": "F1", "perplexity": "ppl", "rougeL": "ROUGE-L", "bleu": "BLEU"}
+MARKS = "✓ better, ✗ worse, ≈ no significant difference (p ≥ 0.05), – no paired test"
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[tuple[str, str]]]  # (text, hover text); hover is "" when there is none
+    legend: str
+    notes: list[str] = field(default_factory=list)
+
+
+def short(metric: str) -> str:
+    return SHORT.get(metric, metric)
+
+
+def _mark(row: dict, prefix: str, metric: str) -> tuple[str, str]:
+    """✓/✗/≈ for the paired test of `row` against its reference or baseline, the p-value on hover."""
+    p, other = row.get(f"{prefix}_p"), row.get(prefix)
+    if prefix == "reference" and other == row["run"]:
+        return "ref", "the reference"
+    if p is None or row.get(metric) is None:
+        return "–", "no paired test"
+    hover = f"{p_text(p)}, {row[f'{prefix}_test']} against {other}"
+    if p >= SIGNIFICANCE:
+        return "≈", hover
+    if prefix == "baseline":
+        return ("✓" if learned(row, metric) else "✗"), hover
+    delta = row.get(f"delta_{metric}") or 0
+    return ("✓" if (delta > 0) == higher_is_better(metric) else "✗"), hover
+
+
+def _spread(row: dict, metric: str) -> str:
+    std = row.get(f"{metric}_std")
+    return format_value(row[metric], metric) + (f" ± {std:.2g}" if std is not None else "")
+
+
+def _interval(row: dict, metric: str) -> str:
+    low, high = row.get(f"{metric}_ci95_low"), row.get(f"{metric}_ci95_high")
+    return "–" if low is None else f"{low:.3g}–{high:.3g}"
+
+
+def _p_notes(rows: list[dict], prefix: str, what: str) -> str | None:
+    tested = [r for r in rows if r.get(f"{prefix}_p") is not None]
+    if not tested:
+        return None
+    listed = "; ".join(f"{r['run']} vs {r[prefix]} {p_text(r[f'{prefix}_p'])}" for r in tested)
+    return f"{what} ({tested[0][f'{prefix}_test']}): {listed}."
+
+
+def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -> Table:
+    primary = metrics[0]
+    intervals = any(r.get(f"{primary}_ci95_low") is not None for r in rows)  # none with one seed
+    header = ["run", "n", *[short(m) for m in metrics], *(["95% CI"] if intervals else [])]
+    header += [*[f"Δ{short(m)}" for m in metrics], "vs ref", "vs base"]
+    body = []
+    for row in rows:
+        cells = [row["run"], str(row["seeds"]), *[_spread(row, m) for m in metrics]]
+        cells += [_interval(row, primary)] if intervals else []
+        cells += [format_value(row[f"delta_{m}"], f"delta_{m}") for m in metrics]
+        body.append(
+            [(c, "") for c in cells]
+            + [
+                _mark(row, "reference", primary),
+                _mark(row, "baseline", primary) if row["kind"] == "method" else ("–", "a baseline"),
+            ]
+        )
+    names = ", ".join(f"{short(m)} = {m}" for m in metrics if short(m) != m)
+    legend = (
+        f"Test split, mean ± sd over n seeds{'; ' + names if names else ''}. "
+        + (f"95% CI: t interval of {primary} over seeds. " if intervals else "")
+        + f"Δ: mean − mean of the reference ({reference}) at the same data fraction. "
+        f"vs ref / vs base: paired test of {primary} on the same test examples against the reference / "
+        f"the strongest baseline: {MARKS}; hover a mark for its p-value."
+    )
+    notes = [
+        n
+        for n in (
+            _p_notes(rows, "reference", "p against the reference"),
+            _p_notes(rows, "baseline", "p against the strongest baseline"),
+        )
+        if n
+    ]
+    return Table(header, body, legend, notes)
+
+
+def _rates(row: dict) -> str:
+    body, head = row.get("learning_rate"), row.get("head_learning_rate")
+    if body is None and head is None:
+        return "–"
+    return " / ".join("–" if rate is None else f"{rate:g}" for rate in (body, head))
+
+
+def cost_table(rows: list[dict]) -> Table:
+    forgetting = any(r.get("forgetting") is not None for r in rows)
+    header = ["run", "trainable", "%", "× fewer", "lr body / head", "train s", "RSS MiB", "artifact MiB"]
+    header += ["forgetting"] if forgetting else []
+    body = []
+    for row in rows:
+        cells = [
+            row["run"],
+            format_value(row["trainable_params"]),
+            format_value(row["trainable_percent"]),
+            format_value(row["fewer_trainable_x"]),
+            _rates(row),
+            format_value(row["train_seconds"]),
+            format_value(row["peak_rss_mb"]),
+            format_value(row["artifact_mb"]),
+        ]
+        cells += [format_value(row.get("forgetting"), "delta_")] if forgetting else []
+        body.append([(c, "") for c in cells])
+    legend = (
+        "trainable: trainable parameters (%: of all); × fewer: the reference's trainable parameters over "
+        "the run's. lr body / head: peak learning rates of the optimizer's groups (body or adapter, task "
+        "head). train s: training seconds, evaluation excluded. RSS MiB: peak resident memory of the whole "
+        "process, sampled every 50 ms. artifact MiB: the .safetensors files the method ships."
+        + (" forgetting: general score after − before training." if forgetting else "")
+    )
+    return Table(header, body, legend)
