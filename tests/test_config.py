@@ -21,6 +21,8 @@ SPLITS = {
     "Salesforce/wikitext": ("train", "validation", "test"),
     "GEM/e2e_nlg": ("train", "validation", "test"),
     "abisee/cnn_dailymail": ("train", "validation", "test"),
+    "stanfordnlp/imdb": ("train", "test", "unsupervised"),
+    "PolyAI/banking77": ("train", "test"),
 }
 
 
