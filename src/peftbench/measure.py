@@ -1,7 +1,6 @@
 """Efficiency measurements. Figures a device cannot give are None, never a crash."""
 
 import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -132,24 +131,3 @@ class MemoryPhases(TrainerCallback):
 
     def on_evaluate(self, args, state, control, **kwargs):
         self.memory.switch("train")
-
-
-class EpochTimer(TrainerCallback):
-    """Training time per epoch, measured between on_epoch_begin and on_epoch_end, so evaluation
-    (which the Trainer runs after on_epoch_end) is excluded."""
-
-    def __init__(self) -> None:
-        self.epoch_seconds: list[float] = []
-        self._start = 0.0
-
-    def _sync(self) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self._sync()
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self._sync()
-        self.epoch_seconds.append(time.perf_counter() - self._start)

@@ -18,6 +18,7 @@ from peftbench import RESULT_SCHEMA_VERSION, __version__, checkpoints, models, r
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
+from peftbench.hardware import run_utilisation
 from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, safetensors_bytes
 from peftbench.methods import METHODS, MethodContext, head_parameters_in, prepare_model
@@ -284,6 +285,9 @@ def run_method(workspace: Workspace, entry: MethodConfig) -> Path:
             "timing_method": "perf_counter between epoch begin and end; evaluation excluded; samples and "
             "tokens per second count the epochs actually trained (epochs_trained)",
         }
+        result["timing"] = outcome.timing
+        result["utilisation"] = run_utilisation(model, outcome)
+        result["efficiency"]["model_flops_utilisation"] = result["utilisation"]["utilisation"]
         results.write_json(run_dir / "history.json", outcome.history)
         _finish(run_dir, result, evaluation)
     return run_dir
