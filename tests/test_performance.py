@@ -87,7 +87,7 @@ def test_flops_per_token_match_torchs_flop_counter(lora):
     model = BertForSequenceClassification(config)
     if lora:
         model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
-    batch_size, length = 8, 32
+    batch_size, length = 4, 128  # long enough that attention is a quarter of the products
     batch = {
         "input_ids": torch.randint(0, 50, (batch_size, length)),
         "labels": torch.zeros(batch_size).long(),
