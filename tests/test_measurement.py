@@ -160,3 +160,4 @@ def test_result_records_cpu_and_wall_time_and_utilisation(stopped_early):
     assert efficiency["model_flops_utilisation"] == pytest.approx(
         utilisation["achieved_flops"] / utilisation["peak"]["peak_flops"]
     )
+    assert result["metrics"]["test"]["eval_tokens_per_second"] > 0
