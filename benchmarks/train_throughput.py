@@ -9,6 +9,7 @@ Training throughput = training examples x epochs / training seconds (evaluation 
 wall time = the whole path, from loading the model to the test metrics.
 
     .venv/bin/python benchmarks/train_throughput.py --seeds 1 2 --epochs 2 --method full
+    .venv/bin/python benchmarks/train_throughput.py --seeds 1 2 --epochs 3 --method lora   # or lora-all, ia3
 """
 
 import argparse
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from peft import LoraConfig, get_peft_model
+from peft import IA3Config, LoraConfig, get_peft_model
 from rich.console import Console
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
@@ -31,16 +32,22 @@ from peftbench import models
 from peftbench.executor import run_grid
 from peftbench.experiment import build_config
 from peftbench.tasks.classification import load_labelled
+from peftbench.timing import EpochTimer
 
 MAX_LENGTH = 128
+# One adapter config per benchmarked method, given to peftbench as options and to the plain script as
+# the PEFT config class's own arguments: the same adapter on both sides.
+ADAPTERS = {
+    "full": None,
+    "lora": ("lora", LoraConfig, {"r": 8, "lora_alpha": 16, "target_modules": ["query", "value"]}),
+    "lora-all": ("lora", LoraConfig, {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}),
+    "ia3": ("ia3", IA3Config, {}),
+}
 
 
 def experiment(args, seed: int, output_dir: str) -> dict:
-    method = (
-        {"method": "full"}
-        if args.method == "full"
-        else {"method": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]}
-    )
+    adapter = ADAPTERS[args.method]
+    method = {"method": "full"} if adapter is None else {"method": adapter[0], **adapter[2]}
     return {
         "name": f"throughput-{args.method}-seed{seed}",
         "model": "minilm",
@@ -65,8 +72,11 @@ def run_peftbench(raw: dict) -> dict:
     if failed:
         raise SystemExit(f"peftbench run failed: {failed}")
     result = json.loads(next(directory.glob("*/result.json")).read_text())
-    efficiency, test = result["efficiency"], result["metrics"]["test"]
+    efficiency, test, timing = result["efficiency"], result["metrics"]["test"], result["timing"]
     return {
+        "train_cpu_seconds": timing["cpu_seconds"],
+        "contended": timing["contended"],
+        "utilisation": efficiency["model_flops_utilisation"],
         "train_seconds": efficiency["train_seconds"],
         "train_samples_per_second": efficiency["train_samples_per_second"],
         "wall_seconds": wall,
@@ -76,7 +86,7 @@ def run_peftbench(raw: dict) -> dict:
     }
 
 
-def run_plain(raw: dict, output_dir: str, bf16: bool = False) -> dict:
+def run_plain(raw: dict, method: str, output_dir: str, bf16: bool = False) -> dict:
     """The seeds' way: tokenise with padding to max_length, fp32 Trainer, random batches. `bf16`
     (an ablation, --plain-bf16) turns on bf16 autocast alone, to separate its share from padding's."""
     start = time.perf_counter()
@@ -93,9 +103,10 @@ def run_plain(raw: dict, output_dir: str, bf16: bool = False) -> dict:
     train, test = encode("train"), encode("test")
     torch.manual_seed(config.seed)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names))
-    if config.methods[0].method == "lora":
-        lora = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["query", "value"])
-        model = get_peft_model(model, lora)
+    adapter = ADAPTERS[method]
+    if adapter is not None:
+        _, config_cls, options = adapter
+        model = get_peft_model(model, config_cls(task_type="SEQ_CLS", **options))
     training = config.training
     arguments = TrainingArguments(
         output_dir=output_dir,
@@ -112,14 +123,18 @@ def run_plain(raw: dict, output_dir: str, bf16: bool = False) -> dict:
         bf16=bf16,
     )
     trainer = Trainer(model=model, args=arguments, train_dataset=train)
-    train_start = time.perf_counter()
+    epochs = EpochTimer()  # the clock peftbench's own runs use
+    trainer.add_callback(epochs)
     trainer.train()
-    train_seconds = time.perf_counter() - train_start
+    timing = epochs.report()
+    train_seconds = timing["wall_seconds"]
     predicted = np.argmax(trainer.predict(test).predictions, axis=-1)
     return {
         "train_seconds": train_seconds,
         "train_samples_per_second": len(train) * training.epochs / train_seconds,
         "wall_seconds": time.perf_counter() - start,
+        "train_cpu_seconds": timing["cpu_seconds"],
+        "contended": timing["contended"],
         "accuracy": float(accuracy_score(test["labels"], predicted)),
         "f1_macro": float(f1_score(test["labels"], predicted, average="macro")),
         "precision": "bf16" if bf16 else "fp32",
@@ -136,7 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--epochs", type=float, default=2)
-    parser.add_argument("--method", choices=["full", "lora"], default="full")
+    parser.add_argument("--method", choices=list(ADAPTERS), default="full")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--train-samples", type=int, default=None)
@@ -149,11 +164,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for seed in args.seeds:
             raw = experiment(args, seed, scratch)
-            measured["plain"].append(run_plain(raw, f"{scratch}/plain", args.plain_bf16))
+            measured["plain"].append(run_plain(raw, args.method, f"{scratch}/plain", args.plain_bf16))
             measured["peftbench"].append(run_peftbench(raw))
             print(f"seed {seed}: {json.dumps({k: v[-1] for k, v in measured.items()})}")
     ratio = [
         p["train_samples_per_second"] / q["train_samples_per_second"]
+        for p, q in zip(measured["peftbench"], measured["plain"], strict=True)
+    ]
+    cpu = [
+        q["train_cpu_seconds"] / p["train_cpu_seconds"]
         for p, q in zip(measured["peftbench"], measured["plain"], strict=True)
     ]
     wall = [
@@ -171,13 +190,15 @@ def main() -> None:
     for side, rows in measured.items():
         print(
             f"{side:>9}: {summary(rows, 'train_samples_per_second')} train samples/s, "
-            f"train {summary(rows, 'train_seconds')} s, wall {summary(rows, 'wall_seconds')} s, "
+            f"train {summary(rows, 'train_seconds')} s (CPU {summary(rows, 'train_cpu_seconds')} s, "
+            f"contended: {[row['contended'] for row in rows]}), wall {summary(rows, 'wall_seconds')} s, "
             f"accuracy {summary(rows, 'accuracy')}, macro-F1 {summary(rows, 'f1_macro')} "
             f"({rows[0]['precision']})"
         )
     print(
         f"throughput ratio (peftbench / plain): {statistics.fmean(ratio):.2f}x; "
-        f"wall-time ratio (plain / peftbench): {statistics.fmean(wall):.2f}x"
+        f"wall-time ratio (plain / peftbench): {statistics.fmean(wall):.2f}x; "
+        f"training CPU-time ratio (plain / peftbench): {statistics.fmean(cpu):.2f}x"
     )
     if args.json:
         args.json.write_text(

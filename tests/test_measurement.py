@@ -145,3 +145,19 @@ def test_cuda_peaks_are_read_and_reset_at_each_phase_change(monkeypatch):
     report = memory.report()
     assert report["cuda_peak_allocated_bytes"] == 120 and report["cuda_peak_reserved_bytes"] == 240
     assert report["eval_cuda_peak_allocated_bytes"] == 500 and report["eval_cuda_peak_reserved_bytes"] == 1000
+
+
+def test_result_records_cpu_and_wall_time_and_utilisation(stopped_early):
+    result, _ = stopped_early
+    timing, efficiency = result["timing"], result["efficiency"]
+    assert timing["wall_seconds"] == pytest.approx(efficiency["train_seconds"])
+    assert len(timing["epochs"]) == 1 and timing["cpu_seconds"] > 0
+    assert isinstance(timing["contended"], bool)
+    utilisation = result["utilisation"]
+    assert utilisation["achieved_flops"] == pytest.approx(
+        utilisation["model_flops_per_token"] * efficiency["train_tokens_per_second"]
+    )
+    assert efficiency["model_flops_utilisation"] == pytest.approx(
+        utilisation["achieved_flops"] / utilisation["peak"]["peak_flops"]
+    )
+    assert result["metrics"]["test"]["eval_tokens_per_second"] > 0

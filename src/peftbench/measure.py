@@ -1,7 +1,6 @@
 """Efficiency measurements. Figures a device cannot give are None, never a crash."""
 
 import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -32,12 +31,6 @@ def safetensors_bytes(folder: Path) -> int:
 
 def weights_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
-
-
-def cuda_sync() -> None:
-    """Wait for queued CUDA work, so a perf_counter reading covers it (nothing to wait for on a CPU)."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 PHASES = ("train", "eval")
@@ -138,20 +131,3 @@ class MemoryPhases(TrainerCallback):
 
     def on_evaluate(self, args, state, control, **kwargs):
         self.memory.switch("train")
-
-
-class EpochTimer(TrainerCallback):
-    """Training time per epoch, measured between on_epoch_begin and on_epoch_end, so evaluation
-    (which the Trainer runs after on_epoch_end) is excluded."""
-
-    def __init__(self) -> None:
-        self.epoch_seconds: list[float] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        cuda_sync()
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        cuda_sync()
-        self.epoch_seconds.append(time.perf_counter() - self._start)

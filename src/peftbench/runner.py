@@ -11,6 +11,7 @@ from torch import nn
 from peftbench import results
 from peftbench.config import MethodConfig
 from peftbench.grid import SEARCH_FOLDER
+from peftbench.hardware import run_utilisation
 from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, safetensors_bytes
 from peftbench.methods import METHODS, head_parameters_in, prepare_model
@@ -105,6 +106,9 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
             "timing_method": "perf_counter between epoch begin and end; evaluation excluded; samples and "
             "tokens per second count the epochs actually trained (epochs_trained)",
         }
+        result["timing"] = outcome.timing
+        result["utilisation"] = run_utilisation(model, outcome)
+        result["efficiency"]["model_flops_utilisation"] = result["utilisation"]["utilisation"]
         results.write_json(run_dir / "history.json", outcome.history)
         finish(run_dir, result, evaluation)
     return run_dir

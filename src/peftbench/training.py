@@ -1,7 +1,6 @@
 """The one training loop, shared by every method: Hugging Face Trainer plus measurement callbacks."""
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,9 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from peftbench import checkpoints
 from peftbench.config import ExperimentConfig, TrainingConfig
 from peftbench.errors import PeftbenchError
-from peftbench.measure import EpochTimer, MemoryPhases, PeakMemory
+from peftbench.measure import MemoryPhases, PeakMemory
+from peftbench.ranks import memory_over_ranks, world_size
+from peftbench.timing import EpochTimer
 from peftbench.trackers import RunConfigCallback
 
 
@@ -43,6 +44,7 @@ class TrainOutcome:
     trainer: Trainer = field(repr=False)
     learning_rates: dict = field(default_factory=dict)  # {"body": ..., "head": ...} from the optimizer
     resumed: dict | None = None  # the checkpoint an interrupted run went on from, and its seconds before
+    timing: dict = field(default_factory=dict)  # wall and CPU time per epoch, and whether contended
 
 
 def model_columns(dataset: Dataset, inputs: tuple[str, ...]) -> Dataset:
@@ -80,29 +82,6 @@ def with_resolved_precision(config: ExperimentConfig) -> ExperimentConfig:
     return config.model_copy(update={"training": training})
 
 
-def world_size() -> int:
-    """Ranks of this run (torchrun/accelerate set WORLD_SIZE); 1 when it runs alone."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def memory_over_ranks(report: dict) -> dict:
-    """Rank 0's memory report with every peak replaced by its maximum over the ranks (each rank's kept)."""
-    if not distributed():
-        return report
-    reports: list = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(reports, report)
-    merged = {**report, "ranks": len(reports), "per_rank": reports}
-    for key in [k for k in report if k.endswith("_bytes") and "peak" in k]:
-        values = [r[key] for r in reports if r.get(key) is not None]
-        merged[key] = max(values) if values else None
-    merged["memory_method"] = report["memory_method"] + "; the maximum over ranks"
-    return merged
-
-
 def steps_per_run(train_size: int, config: TrainingConfig) -> int:
     per_epoch = math.ceil(train_size / (config.batch_size * config.gradient_accumulation_steps))
     return max(1, math.ceil(per_epoch * config.epochs))
@@ -131,11 +110,7 @@ def _arguments(
         bf16=config.precision == "bf16",
         fp16=config.precision == "fp16",
         eval_strategy="epoch" if evaluate else "no",
-        save_strategy="epoch"
-        if config.early_stopping_patience
-        else "steps"
-        if config.checkpoint_every
-        else "no",
+        save_strategy=_save_strategy(config),
         save_steps=config.checkpoint_every or 500,
         save_total_limit=1,
         load_best_model_at_end=bool(config.early_stopping_patience),
@@ -306,6 +281,7 @@ def train(
         trainer=trainer,
         learning_rates=effective_learning_rates(trainer.optimizer),
         resumed={"checkpoint": resume.name, "train_seconds_before": before} if resume else None,
+        timing=timer.report(),
     )
 
 

@@ -17,10 +17,11 @@ from torch import nn
 from peftbench import results
 from peftbench.errors import PeftbenchError, first_line
 from peftbench.experiment import build_config
-from peftbench.measure import PeakMemory, cuda_sync, weights_bytes
+from peftbench.measure import PeakMemory, weights_bytes
 from peftbench.methods import METHODS
 from peftbench.run_inputs import RunInputs, prepare_inputs
 from peftbench.tasks.decoding import generate, left_pad
+from peftbench.timing import cuda_sync
 from peftbench.training import autocast, model_columns, with_resolved_precision
 
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}  # merged vs unmerged logits, both in fp32

@@ -1,6 +1,7 @@
 """Sequence classification: a fresh head on a pretrained body, scored with scikit-learn metrics."""
 
 import json
+import time
 from collections import Counter
 
 import numpy as np
@@ -182,8 +183,13 @@ class Classification(Task):
         return TrainerParts(DataCollatorWithPadding(tokenizer), MODEL_INPUTS, compute_metrics)
 
     def evaluate(self, model: nn.Module, trainer, inputs) -> Evaluation:
-        logits, loss = predict(trainer, inputs.data.splits["test"], MODEL_INPUTS)
-        return score(inputs.data, logits.argmax(-1), logits, loss)
+        test = inputs.data.splits["test"]
+        start = time.perf_counter()
+        logits, loss = predict(trainer, test, MODEL_INPUTS)
+        tokens_per_second = sum(len(ids) for ids in test["input_ids"]) / (time.perf_counter() - start)
+        evaluation = score(inputs.data, logits.argmax(-1), logits, loss)
+        evaluation.metrics["eval_tokens_per_second"] = tokens_per_second
+        return evaluation
 
     def extra_baselines(self) -> dict:
         def majority(inputs) -> Evaluation:

@@ -3,6 +3,7 @@
 import copy
 import logging
 import math
+import time
 
 import torch
 from datasets import Dataset
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
 from peftbench import models
+from peftbench.chunked_loss import target_loss_sum
 from peftbench.tasks.base import Task, TaskData
 from peftbench.training import TrainerParts, autocast, model_columns
 
@@ -84,12 +86,17 @@ def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool
         batch_size=trainer.args.per_device_eval_batch_size,
         collate_fn=trainer.data_collator,
     )
+    start = time.perf_counter()
     with torch.inference_mode(), autocast(precision, device):
         for batch in tqdm(loader, desc="target loss", leave=False):
             batch = {k: v.to(device) for k, v in batch.items()}
-            labels = batch["labels"] if encoder_decoder else batch["labels"][:, 1:]
-            tokens = int((labels != IGNORE).sum())
-            total += float(model(**batch).loss) * tokens
+            summed, tokens = target_loss_sum(model, batch, encoder_decoder)
+            total += summed
             count += tokens
     loss = total / count if count else float("nan")
-    return {"loss": loss, "perplexity": math.exp(loss) if count else None, "target_tokens": count}
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss) if count else None,
+        "target_tokens": count,
+        "eval_target_tokens_per_second": count / (time.perf_counter() - start),
+    }
