@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from peftbench import RESULT_SCHEMA_VERSION, __version__, checkpoints, models, results
+from peftbench import RESULT_SCHEMA_VERSION, __version__, checkpoints, models, quantization, results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.datacache import load_task_data
 from peftbench.grid import SEARCH_FOLDER, cell_of
@@ -68,7 +68,7 @@ def prepare_workspace(config: ExperimentConfig) -> Workspace:
     attention = models.attention_for(
         model_config, config.training.precision, cuda, config.model.attn_implementation
     )
-    source = replace(source, attention=attention)
+    source = replace(source, attention=attention, quantization=config.model.quantization)
     data = load_task_data(config, source, task, tokenizer, model_config)
     torch.manual_seed(config.seed)  # a fresh head is initialised once and shared by every method
     base = task.load_model(source, data, tokenizer)
@@ -133,6 +133,7 @@ def _base_result(workspace: Workspace, run: str, kind: str, started_at: str) -> 
             "path": workspace.source.path,
             "gguf_file": workspace.source.gguf_file,
             "attention": getattr(workspace.base_model.config, "_attn_implementation", None),
+            "quantization": quantization.used(workspace.config.model.quantization),
         },
         "data": {
             "dataset": workspace.config.data.dataset,
