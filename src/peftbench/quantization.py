@@ -49,20 +49,23 @@ def prepare(model: nn.Module, quantization: QuantizationConfig | None) -> nn.Mod
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
-def check_methods(config: ExperimentConfig) -> None:
+def check_method(method: str, quantization: QuantizationConfig | None) -> None:
     """A quantised base trains only through adapters: its own weights are 4/8-bit integers."""
-    if config.model.quantization is None:
-        return
-    from peftbench.grid import expand_methods
     from peftbench.methods import METHODS
 
+    if quantization is not None and METHODS.get(method).ships != "adapter":
+        raise PeftbenchError(
+            f"method '{method}' trains the base model's own weights, which model.quantization stores as "
+            f"{quantization.bits}-bit integers; use an adapter method on a quantised base (lora, "
+            "lora:use_dora=true, ...) or drop model.quantization for this method"
+        )
+
+
+def check_methods(config: ExperimentConfig) -> None:
+    from peftbench.grid import expand_methods
+
     for entry in expand_methods(config.methods):
-        if METHODS.get(entry.method).ships != "adapter":
-            raise PeftbenchError(
-                f"method '{entry.method}' trains the base model's own weights, which model.quantization "
-                f"stores as {config.model.quantization.bits}-bit integers; use an adapter method on a "
-                "quantised base (lora, lora:use_dora=true, ...) or drop model.quantization for this method"
-            )
+        check_method(entry.method, config.model.quantization)
 
 
 def used(quantization: QuantizationConfig | None) -> dict | None:

@@ -1,15 +1,13 @@
 """Commands that measure cost: inspect (before training), probe-batch, bench-inference (after)."""
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.table import Table
 
 from peftbench.cli import SET_HELP, app, console, fail
-from peftbench.config import MethodConfig
+from peftbench.efficiency.target import Target, meta_base, mib
 from peftbench.errors import PeftbenchError
 
 METHOD_HELP = (
@@ -18,69 +16,13 @@ METHOD_HELP = (
 )
 
 
-def parse_method(text: str) -> MethodConfig:
-    """`lora:r=8:alpha=16` -> MethodConfig(method="lora", r=8, alpha=16), options checked by the method."""
-    from peftbench.methods import validate_method
-
-    name, *pairs = text.split(":")
-    options = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals or not key:
-            raise PeftbenchError(f"method option '{pair}' in '{text}' is not key=value; write e.g. lora:r=8")
-        options[key.strip()] = yaml.safe_load(value)
-    entry = MethodConfig(method=name.strip(), **options)
-    validate_method(entry)
-    return entry
-
-
-@dataclass
-class Target:
-    """What to inspect or probe: model, task, methods and the batch shape."""
-
-    model: str
-    task: str
-    methods: list[MethodConfig]
-    batch_size: int
-    seq_len: int
-    num_labels: int = 2
-    precision: str = "auto"
-
-
 def _target(
     config: Path | None, set_: list[str] | None, model: str | None, task: str, method: list[str] | None
 ) -> Target:
     """From an experiment file (its model, task, methods, batch size and max_length) or from flags."""
-    if config:
-        from peftbench.config import load_config
-        from peftbench.grid import expand_methods
+    from peftbench.efficiency.target import from_config, from_flags
 
-        loaded = load_config(config, set_)
-        return Target(
-            loaded.model.name,
-            loaded.task,
-            expand_methods(loaded.methods),
-            loaded.training.batch_size,
-            loaded.data.max_length,
-            precision=loaded.training.precision,
-        )
-    if not model:
-        raise PeftbenchError("give --model (an alias, hub id or path) or --config with an experiment file")
-    return Target(model, task, [parse_method(m) for m in method or ["full", "lora"]], 16, 128)
-
-
-def _meta_base(target: Target):
-    from peftbench import models
-    from peftbench.efficiency.estimate import meta_model
-    from peftbench.tasks import TASKS
-
-    source = models.resolve(target.model)
-    task = TASKS.get(target.task)
-    return source, task, meta_model(source, task, target.num_labels)
-
-
-def _mib(value: int | None) -> str:
-    return "–" if value is None else f"{value / 2**20:,.1f}"
+    return from_config(config, set_) if config else from_flags(model, task, method)
 
 
 Config = Annotated[Path | None, typer.Option(help="Experiment YAML: its model, task, methods, batch, length")]
@@ -89,6 +31,40 @@ Task = Annotated[str, typer.Option(help="classification, causal_lm or generation
 Methods = Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)]
 Labels = Annotated[int, typer.Option(help="Classes of the classification head")]
 Set = Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)]
+Checkpointing = Annotated[
+    bool | None,
+    typer.Option(
+        "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="Default: training.gradient_checkpointing of --config, else off",
+    ),
+]
+Optim = Annotated[
+    str | None, typer.Option(help="The Trainer's optimizer (adamw_torch_fused, adamw_8bit, adafactor, ...)")
+]
+Bits = Annotated[
+    int | None,
+    typer.Option("--quantization", help="4 or 8: a bitsandbytes-quantised base (nf4, double quant); 0: none"),
+]
+
+
+def _inspect_all(target: Target, precision: str):
+    from peftbench.efficiency.estimate import inspect_method
+
+    source, task, base = meta_base(target)
+    shape = (target.batch_size, target.seq_len, precision, target.memory)
+    return [inspect_method(base, task, entry, source.path, *shape) for entry in target.methods]
+
+
+def _write_json(path: Path, target: Target, precision: str, found: list) -> None:
+    import json
+
+    from peftbench.efficiency.estimate import METHOD
+    from peftbench.results import write_atomic
+
+    payload = {"model": target.model, "task": target.task, "batch_size": target.batch_size}
+    payload |= {"seq_len": target.seq_len, "precision": precision, "method": METHOD}
+    payload |= {"memory_options": target.memory.as_dict(), "methods": [r.as_dict() for r in found]}
+    write_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 @app.command()
@@ -105,55 +81,32 @@ def inspect(
     precision: Annotated[
         str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast weight copies)")
     ] = "auto",
+    gradient_checkpointing: Checkpointing = None,
+    optim: Optim = None,
+    quantization: Bits = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON")] = None,
     set_: Set = None,
 ) -> None:
     """Parameters, artifact size and an estimate of training memory per method, from the model's config
     alone (meta device: no weights are loaded or downloaded)."""
-    import json
-
-    from peftbench.efficiency.estimate import METHOD, inspect_method
-    from peftbench.results import write_atomic
+    from peftbench.efficiency.estimate import METHOD
+    from peftbench.efficiency.target import inspection_table, with_memory_flags
     from peftbench.training import resolve_precision
 
     try:
-        target = _target(config, set_, model, task, method)
+        target = with_memory_flags(
+            _target(config, set_, model, task, method), gradient_checkpointing, optim, quantization
+        )
         precision = resolve_precision(target.precision if precision == "auto" else precision)
         target.num_labels = num_labels
         target.batch_size, target.seq_len = batch_size or target.batch_size, seq_len or target.seq_len
-        source, task_obj, base = _meta_base(target)
-        found = [
-            inspect_method(base, task_obj, e, source.path, target.batch_size, target.seq_len, precision)
-            for e in target.methods
-        ]
+        found = _inspect_all(target, precision)
     except PeftbenchError as exc:
         fail(exc)
-    table = Table(
-        title=f"{target.model} · {target.task} · batch {target.batch_size} x {target.seq_len} tokens"
-    )
-    for column in ("method", "total", "trainable", "%", "ships", "MiB"):
-        table.add_column(column, justify="left" if column in ("method", "ships") else "right")
-    for column in ("weights", "gradients", "optimizer", "activations", "training total"):
-        table.add_column(f"{column} MiB", justify="right")
-    for row in found:
-        memory = row.memory
-        table.add_row(
-            row.method,
-            f"{row.total_params:,}",
-            f"{row.trainable_params:,}",
-            f"{row.trainable_percent:.3g}",
-            row.artifact,
-            _mib(row.artifact_bytes),
-            *(_mib(v) for v in (memory.weights, memory.gradients, memory.optimizer, memory.activations)),
-            _mib(memory.total),
-        )
-    console.print(table)
+    console.print(inspection_table(target, found))
     console.print(f"[dim]estimate: {METHOD}[/dim]")
     if json_out:
-        payload = {"model": target.model, "task": target.task, "batch_size": target.batch_size}
-        payload |= {"seq_len": target.seq_len, "precision": precision, "method": METHOD}
-        payload["methods"] = [r.as_dict() for r in found]
-        write_atomic(json_out, json.dumps(payload, indent=2) + "\n")
+        _write_json(json_out, target, precision, found)
 
 
 @app.command("probe-batch")
@@ -190,7 +143,7 @@ def probe_batch(
         precision = resolve_precision(precision)
         target = _target(config, set_, model, task, method)
         target.num_labels, target.seq_len = num_labels, seq_len or target.seq_len
-        source, task_obj, base = _meta_base(target)
+        source, task_obj, base = meta_base(target)
     except PeftbenchError as exc:
         fail(exc)
     on_cuda = torch.cuda.is_available()
@@ -212,7 +165,7 @@ def probe_batch(
     first = probes[0].batch_size or None
     for probe in probes:
         ratio = f"{probe.batch_size / first:.2g}x" if first else "–"
-        table.add_row(probe.method, str(probe.batch_size), _mib(probe.memory_bytes), ratio)
+        table.add_row(probe.method, str(probe.batch_size), mib(probe.memory_bytes), ratio)
     console.print(table)
     console.print(f"[dim]{probes[0].how}; searched 1..{limit} by doubling, then bisection[/dim]")
 
@@ -252,8 +205,8 @@ def bench_inference(
             f"{row['batch_latency_ms_median']:.1f}",
             f"{iqr[0]:.1f}–{iqr[1]:.1f}" if iqr else "–",
             f"{row[rate_key]:,.1f}",
-            _mib(row["weights_bytes"]),
-            _mib(row["peak_memory_bytes"]),
+            mib(row["weights_bytes"]),
+            mib(row["peak_memory_bytes"]),
         )
     console.print(table)
     merge = report["merge"]
