@@ -204,3 +204,23 @@ def test_inspect_reads_the_memory_settings_of_an_experiment_file(llama_no_pad, r
     assert payload["memory_options"]["quantization"]["bits"] == 4
     assert payload["memory_options"]["optim"] == "paged_adamw_8bit"
     assert payload["methods"][0]["label"] == "qlora-r8" and "qlora-r8" in result.output
+
+
+def test_probe_fits_larger_batches_with_checkpointing_and_refuses_quantising_on_a_gpu(llama_no_pad):
+    import copy
+
+    from peftbench.efficiency import probe
+
+    task = TASKS.get("classification")
+    base = meta_model(ModelSource(str(llama_no_pad)), task)
+
+    def largest(options: MemoryOptions, budget: int | None = 64 * 2**20) -> probe.Probe:
+        return probe.probe_method(
+            lambda: copy.deepcopy(base), task, LORA, "", 64, 4096, budget, "fp32", options
+        )
+
+    plain, checkpointed = largest(MemoryOptions()), largest(MemoryOptions(gradient_checkpointing=True))
+    assert plain.method == "lora r=8 q_proj,v_proj"
+    assert checkpointed.batch_size > 2 * plain.batch_size > 0
+    with pytest.raises(PeftbenchError, match="cannot quantise them"):
+        largest(MemoryOptions(quantization=QuantizationConfig(bits=4)), budget=None)

@@ -127,6 +127,8 @@ def probe_batch(
         str, typer.Option(help="auto, fp32, bf16 or fp16 autocast for the CUDA steps")
     ] = "auto",
     num_labels: Labels = 2,
+    gradient_checkpointing: Checkpointing = None,
+    optim: Optim = None,
     set_: Set = None,
 ) -> None:
     """The largest training batch that fits, per method: on CUDA by real steps (out-of-memory = too
@@ -137,11 +139,14 @@ def probe_batch(
     import torch
 
     from peftbench.efficiency.probe import probe_method
+    from peftbench.efficiency.target import with_memory_flags
     from peftbench.training import resolve_precision
 
     try:
         precision = resolve_precision(precision)
-        target = _target(config, set_, model, task, method)
+        target = with_memory_flags(
+            _target(config, set_, model, task, method), gradient_checkpointing, optim, None
+        )
         target.num_labels, target.seq_len = num_labels, seq_len or target.seq_len
         source, task_obj, base = meta_base(target)
     except PeftbenchError as exc:
@@ -155,10 +160,15 @@ def probe_batch(
         with torch.device("cuda"):
             return task_obj.model_from_config(base.config, target.num_labels)
 
-    probes = [
-        probe_method(build, task_obj, e, source.path, target.seq_len, limit, budget, precision)
-        for e in target.methods
-    ]
+    try:
+        probes = [
+            probe_method(
+                build, task_obj, e, source.path, target.seq_len, limit, budget, precision, target.memory
+            )
+            for e in target.methods
+        ]
+    except PeftbenchError as exc:
+        fail(exc)
     table = Table(title=f"largest training batch · {target.model} · {target.seq_len} tokens per example")
     for column in ("method", "largest batch", "memory MiB", "x vs first"):
         table.add_column(column, justify="left" if column == "method" else "right")
