@@ -139,7 +139,7 @@ def probe_batch(
     import torch
 
     from peftbench.efficiency.probe import probe_method
-    from peftbench.efficiency.target import with_memory_flags
+    from peftbench.efficiency.target import probe_table, with_memory_flags
     from peftbench.training import resolve_precision
 
     try:
@@ -169,14 +169,7 @@ def probe_batch(
         ]
     except PeftbenchError as exc:
         fail(exc)
-    table = Table(title=f"largest training batch · {target.model} · {target.seq_len} tokens per example")
-    for column in ("method", "largest batch", "memory MiB", "x vs first"):
-        table.add_column(column, justify="left" if column == "method" else "right")
-    first = probes[0].batch_size or None
-    for probe in probes:
-        ratio = f"{probe.batch_size / first:.2g}x" if first else "–"
-        table.add_row(probe.method, str(probe.batch_size), mib(probe.memory_bytes), ratio)
-    console.print(table)
+    console.print(probe_table(target, probes))
     console.print(f"[dim]{probes[0].how}; searched 1..{limit} by doubling, then bisection[/dim]")
 
 

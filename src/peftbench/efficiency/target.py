@@ -125,15 +125,31 @@ def mib(value: int | None) -> str:
     return "–" if value is None else f"{value / 2**20:,.1f}"
 
 
+def _settings(memory: MemoryOptions) -> str:
+    return " · ".join(
+        [
+            f"optim {memory.optim}",
+            *(["gradient checkpointing"] if memory.gradient_checkpointing else []),
+            *([f"{memory.quantization.bits}-bit base"] if memory.quantization else []),
+        ]
+    )
+
+
+def probe_table(target: Target, probes: list) -> Table:
+    title = f"largest training batch · {target.model} · {target.seq_len} tokens per example"
+    table = Table(title=f"{title} · {_settings(target.memory)}")
+    for column in ("method", "largest batch", "memory MiB", "x vs first"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    first = probes[0].batch_size or None
+    for probe in probes:
+        ratio = f"{probe.batch_size / first:.2g}x" if first else "–"
+        table.add_row(probe.method, str(probe.batch_size), mib(probe.memory_bytes), ratio)
+    return table
+
+
 def inspection_table(target: Target, found: list["Inspection"]) -> Table:
-    memory = target.memory
-    settings = [
-        f"optim {memory.optim}",
-        *(["gradient checkpointing"] if memory.gradient_checkpointing else []),
-        *([f"{memory.quantization.bits}-bit base"] if memory.quantization else []),
-    ]
     title = f"{target.model} · {target.task} · batch {target.batch_size} x {target.seq_len} tokens"
-    table = Table(title=f"{title} · {' · '.join(settings)}")
+    table = Table(title=f"{title} · {_settings(target.memory)}")
     for column in ("method", "total", "trainable", "%", "ships", "MiB"):
         table.add_column(column, justify="left" if column in ("method", "ships") else "right")
     for column in ("weights", "gradients", "optimizer", "activations", "training total"):
