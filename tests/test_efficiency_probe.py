@@ -34,7 +34,7 @@ def test_out_of_memory_is_recovered_and_the_probe_goes_on(tiny_bert, monkeypatch
         monkeypatch.setattr(torch.cuda, name, lambda: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 1234)
 
-    def steps(model, inputs, precision, steps=2):
+    def steps(model, inputs, precision, steps=2, optim="adamw_torch"):
         if len(inputs["input_ids"]) > 5:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 

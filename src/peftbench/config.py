@@ -7,8 +7,19 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, field_validator
 
-from peftbench.errors import PeftbenchError, first_line
+from peftbench.errors import PeftbenchError, closest, first_line
 from peftbench.schema import NumbersAreNumbers, Strict, path_safe
+
+
+class QuantizationConfig(Strict):
+    """A k-bit base model through bitsandbytes (QLoRA: LoRA on a 4-bit base); only adapters train on it."""
+
+    bits: Literal[4, 8] = 4
+    type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type (ignored at 8 bits)")
+    double_quant: bool = Field(True, description="Quantise the 4-bit scales too (~0.4 bits/param saved)")
+    compute_dtype: Literal["bf16", "fp16", "fp32"] = Field(
+        "bf16", description="dtype the 4-bit layers dequantise to for their matrix products"
+    )
 
 
 class ModelConfig(Strict):
@@ -20,6 +31,9 @@ class ModelConfig(Strict):
         None,
         description="eager, sdpa, flash_attention_2, ...; default: eager on a CPU under bf16 when attention "
         "heads have at most 32 dimensions (measured faster there), else transformers' own choice",
+    )
+    quantization: QuantizationConfig | None = Field(
+        None, description="Load the base quantised to 4 or 8 bits (bitsandbytes); adapter methods only"
     )
 
 
@@ -100,6 +114,26 @@ class TrainingConfig(Strict):
         description="Batch examples of similar length: less padding, faster; off by default because on small "
         "data it made batches correlate with labels and cost accuracy (benchmarks/RESULTS.md)",
     )
+    gradient_checkpointing: bool = Field(
+        False, description="Keep activations only at block boundaries and recompute inside (non-reentrant)"
+    )
+    optim: str = Field(
+        "adamw_torch_fused",
+        description="The Trainer's optimizer: adamw_torch_fused, adamw_8bit, paged_adamw_8bit, adafactor, ..",
+    )
+
+    @field_validator("optim")
+    @classmethod
+    def _known_optimizer(cls, optim: str) -> str:
+        from transformers.training_args import OptimizerNames
+
+        names = [o.value for o in OptimizerNames]
+        if optim not in names:
+            raise ValueError(
+                f"unknown optimizer '{optim}'{closest(optim, names)}; use one of transformers' "
+                "OptimizerNames, e.g. adamw_torch_fused, adamw_8bit, paged_adamw_8bit, adafactor"
+            )
+        return optim
 
 
 class GenerationConfig(Strict):

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from peftbench.config import ExperimentConfig, apply_overrides, read_yaml
 from peftbench.errors import PeftbenchError
 from peftbench.grid import expand_methods
-from peftbench.methods import validate_method
+from peftbench.methods import check_quantized_base, validate_method
 from peftbench.schema import explain
 from peftbench.tasks import TASKS
 from peftbench.trackers import check_trackers
@@ -52,6 +52,7 @@ def build_config(raw: dict) -> ExperimentConfig:
     check_trackers(config.training.report_to)
     for method in expand_methods(config.methods):
         validate_method(method)
+        check_quantized_base(method.method, config.model.quantization)
     _check_launcher(config)
     _check_lr_search(config, task.validation_metrics)
     return config

@@ -16,6 +16,8 @@ from transformers import (
     AutoTokenizer,
 )
 
+from peftbench import quantization as kbit
+from peftbench.config import QuantizationConfig
 from peftbench.errors import PeftbenchError, first_line
 
 # alias -> (package that ships the weights, path inside it, gguf file or None)
@@ -34,6 +36,7 @@ class ModelSource:
     revision: str | None = None
     trust_remote_code: bool = False
     attention: str | None = None  # attn_implementation for the model (not the tokenizer); None: default
+    quantization: QuantizationConfig | None = None  # a k-bit base (model, not tokenizer nor config)
 
     def kwargs(self) -> dict:
         extra = {"gguf_file": self.gguf_file} if self.gguf_file else {}
@@ -45,6 +48,7 @@ class ModelSource:
         """GGUF weights are unpacked to dense tensors: every method, full fine-tuning included, trains them
         (transformers otherwise marks a GGUF model quantized and the Trainer refuses it)."""
         extra = {"attn_implementation": self.attention} if self.attention else {}
+        extra |= kbit.load_kwargs(self.quantization)
         if not self.gguf_file:
             return {**self.kwargs(), **extra}
         from transformers import GgufConfig
@@ -168,6 +172,7 @@ def load_language_model(source: ModelSource, encoder_decoder: bool, pad_token_id
         model = auto.from_pretrained(source.path, **source.model_kwargs())
     except Exception as exc:
         raise _wrap_load_error(source, exc) from exc
+    model = kbit.prepare(model, source.quantization)
     if model.config.pad_token_id is None and pad_token_id is not None:
         model.config.pad_token_id = pad_token_id
     return model
@@ -185,6 +190,7 @@ def load_classifier(source: ModelSource, label_names: list[str], pad_token_id: i
         )
     except Exception as exc:
         raise _wrap_load_error(source, exc) from exc
+    model = kbit.prepare(model, source.quantization)
     if model.config.pad_token_id is None and pad_token_id is not None:
         model.config.pad_token_id = pad_token_id
     return model

@@ -44,7 +44,7 @@ def prepare_inputs(config: ExperimentConfig) -> RunInputs:
     attention = models.attention_for(
         model_config, config.training.precision, cuda, config.model.attn_implementation
     )
-    source = replace(source, attention=attention)
+    source = replace(source, attention=attention, quantization=config.model.quantization)
     data = load_task_data(config, source, task, tokenizer, model_config)
     torch.manual_seed(config.seed)  # a fresh head is initialised once and shared by every method
     base = task.load_model(source, data, tokenizer)

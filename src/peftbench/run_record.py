@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from peftbench import RESULT_SCHEMA_VERSION, __version__, results
+from peftbench import RESULT_SCHEMA_VERSION, __version__, quantization, results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.grid import cell_of
 from peftbench.run_inputs import RunInputs
@@ -45,6 +45,7 @@ def base_result(inputs: RunInputs, run: str, kind: str, started_at: str) -> dict
             "path": inputs.source.path,
             "gguf_file": inputs.source.gguf_file,
             "attention": getattr(inputs.base_model.config, "_attn_implementation", None),
+            "quantization": quantization.used(inputs.config.model.quantization),
         },
         "data": {
             "dataset": inputs.config.data.dataset,

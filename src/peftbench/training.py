@@ -109,6 +109,9 @@ def _arguments(
         lr_scheduler_type=config.lr_scheduler,
         bf16=config.precision == "bf16",
         fp16=config.precision == "fp16",
+        activation_checkpointing=config.gradient_checkpointing,  # v5's name for gradient checkpointing
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        optim=config.optim,
         eval_strategy="epoch" if evaluate else "no",
         save_strategy=_save_strategy(config),
         save_steps=config.checkpoint_every or 500,

@@ -1,15 +1,13 @@
 """Commands that measure cost: inspect (before training), probe-batch, bench-inference (after)."""
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.table import Table
 
 from peftbench.cli.app import SET_HELP, app, console, fail
-from peftbench.config import MethodConfig
+from peftbench.efficiency.probe_setup import ProbeSetup, meta_base, mib
 from peftbench.errors import PeftbenchError
 
 METHOD_HELP = (
@@ -18,69 +16,13 @@ METHOD_HELP = (
 )
 
 
-def parse_method(text: str) -> MethodConfig:
-    """`lora:r=8:alpha=16` -> MethodConfig(method="lora", r=8, alpha=16), options checked by the method."""
-    from peftbench.methods import validate_method
-
-    name, *pairs = text.split(":")
-    options = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals or not key:
-            raise PeftbenchError(f"method option '{pair}' in '{text}' is not key=value; write e.g. lora:r=8")
-        options[key.strip()] = yaml.safe_load(value)
-    entry = MethodConfig(method=name.strip(), **options)
-    validate_method(entry)
-    return entry
-
-
-@dataclass
-class ProbeSetup:
-    """What to inspect or probe: model, task, methods and the batch shape."""
-
-    model: str
-    task: str
-    methods: list[MethodConfig]
-    batch_size: int
-    seq_len: int
-    num_labels: int = 2
-    precision: str = "auto"
-
-
 def _probe_setup(
     config: Path | None, set_: list[str] | None, model: str | None, task: str, method: list[str] | None
 ) -> ProbeSetup:
     """From an experiment file (its model, task, methods, batch size and max_length) or from flags."""
-    if config:
-        from peftbench.experiment import load_config
-        from peftbench.grid import expand_methods
+    from peftbench.efficiency.probe_setup import from_config, from_flags
 
-        loaded = load_config(config, set_)
-        return ProbeSetup(
-            loaded.model.name,
-            loaded.task,
-            expand_methods(loaded.methods),
-            loaded.training.batch_size,
-            loaded.data.max_length,
-            precision=loaded.training.precision,
-        )
-    if not model:
-        raise PeftbenchError("give --model (an alias, hub id or path) or --config with an experiment file")
-    return ProbeSetup(model, task, [parse_method(m) for m in method or ["full", "lora"]], 16, 128)
-
-
-def _meta_base(setup: ProbeSetup):
-    from peftbench import models
-    from peftbench.efficiency.estimate import meta_model
-    from peftbench.tasks import TASKS
-
-    source = models.resolve(setup.model)
-    task = TASKS.get(setup.task)
-    return source, task, meta_model(source, task, setup.num_labels)
-
-
-def _mib(value: int | None) -> str:
-    return "–" if value is None else f"{value / 2**20:,.1f}"
+    return from_config(config, set_) if config else from_flags(model, task, method)
 
 
 ConfigPathOption = Annotated[
@@ -93,6 +35,40 @@ TaskNameOption = Annotated[str, typer.Option(help="classification, causal_lm or 
 MethodSpecsOption = Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)]
 NumLabelsOption = Annotated[int, typer.Option(help="Classes of the classification head")]
 OverridesOption = Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)]
+Checkpointing = Annotated[
+    bool | None,
+    typer.Option(
+        "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="Default: training.gradient_checkpointing of --config, else off",
+    ),
+]
+Optim = Annotated[
+    str | None, typer.Option(help="The Trainer's optimizer (adamw_torch_fused, adamw_8bit, adafactor, ...)")
+]
+Bits = Annotated[
+    int | None,
+    typer.Option("--quantization", help="4 or 8: a bitsandbytes-quantised base (nf4, double quant); 0: none"),
+]
+
+
+def _inspect_all(setup: ProbeSetup, precision: str):
+    from peftbench.efficiency.estimate import inspect_method
+
+    source, task, base = meta_base(setup)
+    shape = (setup.batch_size, setup.seq_len, precision, setup.memory)
+    return [inspect_method(base, task, entry, source.path, *shape) for entry in setup.methods]
+
+
+def _write_json(path: Path, setup: ProbeSetup, precision: str, found: list) -> None:
+    import json
+
+    from peftbench.efficiency.estimate import METHOD
+    from peftbench.results import write_atomic
+
+    payload = {"model": setup.model, "task": setup.task, "batch_size": setup.batch_size}
+    payload |= {"seq_len": setup.seq_len, "precision": precision, "method": METHOD}
+    payload |= {"memory_options": setup.memory.as_dict(), "methods": [r.as_dict() for r in found]}
+    write_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 @app.command()
@@ -109,53 +85,32 @@ def inspect(
     precision: Annotated[
         str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast weight copies)")
     ] = "auto",
+    gradient_checkpointing: Checkpointing = None,
+    optim: Optim = None,
+    quantization: Bits = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON")] = None,
     set_: OverridesOption = None,
 ) -> None:
     """Parameters, artifact size and an estimate of training memory per method, from the model's config
     alone (meta device: no weights are loaded or downloaded)."""
-    import json
-
-    from peftbench.efficiency.estimate import METHOD, inspect_method
-    from peftbench.results import write_atomic
+    from peftbench.efficiency.estimate import METHOD
+    from peftbench.efficiency.probe_setup import inspection_table, with_memory_flags
     from peftbench.training import resolve_precision
 
     try:
-        setup = _probe_setup(config, set_, model, task, method)
+        setup = with_memory_flags(
+            _probe_setup(config, set_, model, task, method), gradient_checkpointing, optim, quantization
+        )
         precision = resolve_precision(setup.precision if precision == "auto" else precision)
         setup.num_labels = num_labels
         setup.batch_size, setup.seq_len = batch_size or setup.batch_size, seq_len or setup.seq_len
-        source, task_obj, base = _meta_base(setup)
-        found = [
-            inspect_method(base, task_obj, e, source.path, setup.batch_size, setup.seq_len, precision)
-            for e in setup.methods
-        ]
+        found = _inspect_all(setup, precision)
     except PeftbenchError as exc:
         fail(exc)
-    table = Table(title=f"{setup.model} · {setup.task} · batch {setup.batch_size} x {setup.seq_len} tokens")
-    for column in ("method", "total", "trainable", "%", "saved as", "MiB"):
-        table.add_column(column, justify="left" if column in ("method", "saved as") else "right")
-    for column in ("weights", "gradients", "optimizer", "activations", "training total"):
-        table.add_column(f"{column} MiB", justify="right")
-    for row in found:
-        memory = row.memory
-        table.add_row(
-            row.method,
-            f"{row.total_params:,}",
-            f"{row.trainable_params:,}",
-            f"{row.trainable_percent:.3g}",
-            row.artifact,
-            _mib(row.artifact_bytes),
-            *(_mib(v) for v in (memory.weights, memory.gradients, memory.optimizer, memory.activations)),
-            _mib(memory.total),
-        )
-    console.print(table)
+    console.print(inspection_table(setup, found))
     console.print(f"[dim]estimate: {METHOD}[/dim]")
     if json_out:
-        payload = {"model": setup.model, "task": setup.task, "batch_size": setup.batch_size}
-        payload |= {"seq_len": setup.seq_len, "precision": precision, "method": METHOD}
-        payload["methods"] = [r.as_dict() for r in found]
-        write_atomic(json_out, json.dumps(payload, indent=2) + "\n")
+        _write_json(json_out, setup, precision, found)
 
 
 @app.command("probe-batch")
@@ -176,6 +131,8 @@ def probe_batch(
         str, typer.Option(help="auto, fp32, bf16 or fp16 autocast for the CUDA steps")
     ] = "auto",
     num_labels: NumLabelsOption = 2,
+    gradient_checkpointing: Checkpointing = None,
+    optim: Optim = None,
     set_: OverridesOption = None,
 ) -> None:
     """The largest training batch that fits, per method: on CUDA by real steps (out-of-memory = too
@@ -186,13 +143,16 @@ def probe_batch(
     import torch
 
     from peftbench.efficiency.probe import probe_method
+    from peftbench.efficiency.probe_setup import probe_table, with_memory_flags
     from peftbench.training import resolve_precision
 
     try:
         precision = resolve_precision(precision)
-        setup = _probe_setup(config, set_, model, task, method)
+        setup = with_memory_flags(
+            _probe_setup(config, set_, model, task, method), gradient_checkpointing, optim, None
+        )
         setup.num_labels, setup.seq_len = num_labels, seq_len or setup.seq_len
-        source, task_obj, base = _meta_base(setup)
+        source, task_obj, base = meta_base(setup)
     except PeftbenchError as exc:
         fail(exc)
     on_cuda = torch.cuda.is_available()
@@ -204,18 +164,16 @@ def probe_batch(
         with torch.device("cuda"):
             return task_obj.model_from_config(base.config, setup.num_labels)
 
-    probes = [
-        probe_method(build, task_obj, e, source.path, setup.seq_len, limit, budget, precision)
-        for e in setup.methods
-    ]
-    table = Table(title=f"largest training batch · {setup.model} · {setup.seq_len} tokens per example")
-    for column in ("method", "largest batch", "memory MiB", "x vs first"):
-        table.add_column(column, justify="left" if column == "method" else "right")
-    first = probes[0].batch_size or None
-    for probe in probes:
-        ratio = f"{probe.batch_size / first:.2g}x" if first else "–"
-        table.add_row(probe.method, str(probe.batch_size), _mib(probe.memory_bytes), ratio)
-    console.print(table)
+    try:
+        probes = [
+            probe_method(
+                build, task_obj, e, source.path, setup.seq_len, limit, budget, precision, setup.memory
+            )
+            for e in setup.methods
+        ]
+    except PeftbenchError as exc:
+        fail(exc)
+    console.print(probe_table(setup, probes))
     console.print(f"[dim]{probes[0].how}; searched 1..{limit} by doubling, then bisection[/dim]")
 
 
@@ -254,8 +212,8 @@ def bench_inference(
             f"{row['batch_latency_ms_median']:.1f}",
             f"{iqr[0]:.1f}–{iqr[1]:.1f}" if iqr else "–",
             f"{row[rate_key]:,.1f}",
-            _mib(row["weights_bytes"]),
-            _mib(row["peak_memory_bytes"]),
+            mib(row["weights_bytes"]),
+            mib(row["peak_memory_bytes"]),
         )
     console.print(table)
     merge = report["merge"]

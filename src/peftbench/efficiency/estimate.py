@@ -10,17 +10,24 @@ from torch import nn
 
 from peftbench import models
 from peftbench.config import MethodConfig
+from peftbench.efficiency import optimizers
+from peftbench.efficiency.activations import saved_activations
+from peftbench.efficiency.memory_options import MemoryOptions
+from peftbench.efficiency.weights import quantised_weights, weight_bytes
 from peftbench.measure import count_parameters
-from peftbench.methods import METHODS, prepare_model
+from peftbench.methods import METHODS, check_quantized_base, prepare_model
 from peftbench.tasks import Task, method_context
 
-ADAM_STATES = 2  # AdamW keeps exp_avg and exp_avg_sq per trainable parameter, in fp32
 METHOD = (
-    "weights: every parameter at its dtype, plus the 16-bit copies of linear weights that bf16/fp16 autocast "
-    "caches; gradients: trainable parameters; optimizer: AdamW, 2 fp32 states per trainable parameter; "
-    "activations: tensors autograd saves in a meta-device forward pass at fp32 "
-    "(bf16/fp16 autocast saves less: an upper bound there); temporaries of the backward pass not included"
+    "weights: every parameter at its dtype (quantised linear layers as bitsandbytes packs them), plus the "
+    "16-bit copies of unquantised linear weights that bf16/fp16 autocast caches; gradients: trainable "
+    "parameters; optimizer: the states training.optim keeps per trainable parameter; activations: tensors "
+    "autograd saves in a meta-device forward pass at fp32 (bf16/fp16 autocast saves less: an upper bound "
+    "there), with gradient checkpointing only the blocks' inputs plus the largest block's recompute; "
+    "temporaries of the backward pass not included"
 )
+
+DEFAULTS = MemoryOptions()
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Inspection:
     """One method on one model: what trains, what ships, what training needs."""
 
     method: str
+    label: str  # the table's row name: the run name, or the method with its options
     total_params: int
     trainable_params: int
     trainable_percent: float
@@ -52,57 +60,49 @@ class Inspection:
 
 
 def meta_model(source: models.ModelSource, task: Task, num_labels: int = 2) -> nn.Module:
-    """The task's model for `source` on the meta device; only the config is read."""
+    """The task's model for `source` on the meta device; only the config is read. A model without a pad
+    token gets one as training gives it (the tokenizer's EOS), so decoder classifiers take batches > 1."""
     model_config = models.load_config(source)
+    if getattr(model_config, "pad_token_id", 0) is None:
+        eos = getattr(model_config, "eos_token_id", None)
+        model_config.pad_token_id = (eos[0] if isinstance(eos, list) else eos) or 0
     with torch.device("meta"):
         return task.model_from_config(model_config, num_labels)
 
 
-def _parameter_views(tensor: torch.Tensor, parameters: set[int]) -> bool:
-    base = tensor._base if tensor._base is not None else tensor
-    return id(tensor) in parameters or id(base) in parameters
-
-
 def saved_activation_bytes(model: nn.Module, inputs: dict) -> int:
-    """Bytes of the tensors autograd saves for backward in one forward pass, excluding the weights.
-    Meta tensors have no storage to compare, so a tensor saved by several operations counts once by
-    identity; on real devices, once per storage."""
-    parameters = {id(p) for p in model.parameters()}
-    saved: dict[int, int] = {}
-    keep_alive: list[torch.Tensor] = []  # ids stay unique only while the tensors live
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        if _parameter_views(tensor, parameters):
-            return tensor
-        if tensor.device.type == "meta":
-            saved[id(tensor)] = tensor.numel() * tensor.element_size()
-            keep_alive.append(tensor)
-        else:
-            storage = tensor.untyped_storage()
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(**inputs)
-    return sum(saved.values())
+    """Bytes of the tensors autograd saves for backward in one forward pass, excluding the weights."""
+    return saved_activations(model, inputs).total
 
 
-def autocast_copies(model: nn.Module, precision: str) -> int:
-    """Bytes of the 16-bit weight copies autocast keeps while a forward pass runs (linear layers)."""
+def autocast_copies(model: nn.Module, precision: str, quantised: set[int] = frozenset()) -> int:
+    """Bytes of the 16-bit weight copies autocast keeps while a forward pass runs (unquantised linears)."""
     if precision not in ("bf16", "fp16"):
         return 0
-    return sum(m.weight.numel() * 2 for m in model.modules() if isinstance(m, nn.Linear))
+    return sum(
+        m.weight.numel() * 2
+        for m in model.modules()
+        if isinstance(m, nn.Linear) and id(m.weight) not in quantised
+    )
 
 
-def estimate_memory(model: nn.Module, inputs: dict, precision: str = "fp32") -> MemoryEstimate:
-    """Training memory of `model` (already prepared by a method) on a batch shaped like `inputs`."""
-    parameters = list(model.parameters())
-    trainable = [p for p in parameters if p.requires_grad]
+def estimate_memory(
+    model: nn.Module,
+    inputs: dict,
+    precision: str = "fp32",
+    options: MemoryOptions = DEFAULTS,
+    quantised: set[int] = frozenset(),
+) -> MemoryEstimate:
+    """Training memory of `model` (already prepared by a method) on a batch shaped like `inputs`;
+    `quantised` holds the weights `options.quantization` converts (see weights.quantised_weights)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    activations = saved_activations(model, inputs)
     return MemoryEstimate(
-        weights=sum(p.numel() * p.element_size() for p in parameters) + autocast_copies(model, precision),
+        weights=weight_bytes(model, options.quantization, quantised)
+        + autocast_copies(model, precision, quantised if options.quantization else frozenset()),
         gradients=sum(p.numel() * p.element_size() for p in trainable),
-        optimizer=sum(p.numel() * 4 * ADAM_STATES for p in trainable),
-        activations=saved_activation_bytes(model, inputs),
+        optimizer=optimizers.state_bytes(trainable, options.optim),
+        activations=activations.checkpointed if options.gradient_checkpointing else activations.total,
     )
 
 
@@ -124,19 +124,39 @@ def inspect_method(
     batch_size: int,
     seq_len: int,
     precision: str = "fp32",
+    options: MemoryOptions = DEFAULTS,
 ) -> Inspection:
     """Apply `entry` to a copy of the meta `base` model and estimate what training it would take."""
+    check_quantized_base(entry.method, options.quantization)
     context = method_context(task, base, model_path, num_training_steps=1000)
-    model = prepare_model(copy.deepcopy(base), entry, context)
+    model = copy.deepcopy(base)
+    quantised = quantised_weights(model) if options.quantization else frozenset()
+    model = prepare_model(model, entry, context)
     counts = count_parameters(model)
     artifact, artifact_bytes = _artifact(entry.method, counts, model)
     model.train()
     return Inspection(
         method=entry.run_name,
+        label=label(entry),
         total_params=counts["total_params"],
         trainable_params=counts["trainable_params"],
         trainable_percent=counts["trainable_percent"],
         artifact=artifact,
         artifact_bytes=artifact_bytes,
-        memory=estimate_memory(model, task.example_batch(batch_size, seq_len), precision),
+        memory=estimate_memory(model, task.example_batch(batch_size, seq_len), precision, options, quantised),
     )
+
+
+def label(entry: MethodConfig) -> str:
+    """A row's name: the entry's own name, else the method with its options (lora r=16 use_dora q,v)."""
+    if entry.name:
+        return entry.name
+    words = [entry.method]
+    for key, value in entry.options.items():
+        if isinstance(value, list):
+            words.append(",".join(map(str, value)))
+        elif value is True:
+            words.append(key)
+        else:
+            words.append(f"{key}={value}")
+    return " ".join(words)

@@ -10,8 +10,11 @@ import torch
 from torch import nn
 
 from peftbench.config import MethodConfig
-from peftbench.efficiency.estimate import estimate_memory
-from peftbench.methods import prepare_model
+from peftbench.efficiency.estimate import DEFAULTS, estimate_memory, label
+from peftbench.efficiency.memory_options import MemoryOptions
+from peftbench.efficiency.weights import quantised_weights
+from peftbench.errors import PeftbenchError
+from peftbench.methods import check_quantized_base, prepare_model
 from peftbench.tasks import Task, method_context
 from peftbench.training import autocast
 
@@ -47,8 +50,19 @@ def largest_fitting(fits: Callable[[int], bool], limit: int) -> int:
     return good
 
 
-def _training_steps(model: nn.Module, inputs: dict, precision: str, steps: int = 2) -> None:
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+def _optimizer(model: nn.Module, optim: str) -> torch.optim.Optimizer:
+    """The optimizer the Trainer would build for training.optim, over the trainable parameters."""
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(optim=optim, report_to="none")
+    optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    return optimizer_cls([p for p in model.parameters() if p.requires_grad], **kwargs)
+
+
+def _training_steps(
+    model: nn.Module, inputs: dict, precision: str, steps: int = 2, optim: str = "adamw_torch"
+) -> None:
+    optimizer = _optimizer(model, optim)
     for _ in range(steps):  # the second step holds optimizer states and gradients at once
         with autocast(precision, inputs["input_ids"].device):
             loss = model(**inputs).loss
@@ -58,7 +72,13 @@ def _training_steps(model: nn.Module, inputs: dict, precision: str, steps: int =
 
 
 def cuda_fits(
-    model: nn.Module, task: Task, seq_len: int, precision: str, peaks: dict[int, int], device: str = "cuda"
+    model: nn.Module,
+    task: Task,
+    seq_len: int,
+    precision: str,
+    peaks: dict[int, int],
+    device: str = "cuda",
+    optim: str = "adamw_torch",
 ):
     """fits(batch) by running real training steps on the GPU; an out-of-memory error means no."""
 
@@ -66,7 +86,7 @@ def cuda_fits(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         try:
-            _training_steps(model, task.example_batch(batch_size, seq_len, device), precision)
+            _training_steps(model, task.example_batch(batch_size, seq_len, device), precision, optim=optim)
         except torch.OutOfMemoryError:
             model.zero_grad(set_to_none=True)
             gc.collect()
@@ -79,13 +99,20 @@ def cuda_fits(
 
 
 def estimate_fits(
-    model: nn.Module, task: Task, seq_len: int, budget: int, estimates: dict[int, int], precision: str
+    model: nn.Module,
+    task: Task,
+    seq_len: int,
+    budget: int,
+    estimates: dict[int, int],
+    precision: str,
+    options: MemoryOptions = DEFAULTS,
+    quantised: set[int] = frozenset(),
 ):
     """fits(batch) by the meta-device estimate of training memory against `budget` bytes."""
 
     def fits(batch_size: int) -> bool:
         inputs = task.example_batch(batch_size, seq_len)
-        estimates[batch_size] = estimate_memory(model, inputs, precision).total
+        estimates[batch_size] = estimate_memory(model, inputs, precision, options, quantised).total
         return estimates[batch_size] <= budget
 
     return fits
@@ -100,18 +127,30 @@ def probe_method(
     limit: int,
     budget: int | None,
     precision: str,
+    options: MemoryOptions = DEFAULTS,
 ) -> Probe:
     """Largest batch for one method: measured on CUDA when `budget` is None, else estimated. `build`
     returns a fresh model (on the meta device to estimate, on the GPU to measure)."""
+    check_quantized_base(entry.method, options.quantization)
+    if budget is None and options.quantization:
+        raise PeftbenchError(
+            "probe-batch on a GPU trains randomly initialised weights built from the config and cannot "
+            "quantise them; run `peftbench inspect` for the quantised estimate, or drop model.quantization"
+        )
     model = build()
+    quantised = quantised_weights(model) if options.quantization else frozenset()
     model = prepare_model(model, entry, method_context(task, model, model_path, 1000)).train()
     memory: dict[int, int] = {}
     if budget is None:
-        found = largest_fitting(cuda_fits(model, task, seq_len, precision, memory), limit)
+        if options.gradient_checkpointing:  # the estimate models checkpointing itself, from a plain pass
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        fits = cuda_fits(model, task, seq_len, precision, memory, optim=options.optim)
+        found = largest_fitting(fits, limit)
         how = f"measured: 2 training steps on {torch.cuda.get_device_name(0)}, peak allocated"
     else:
-        found = largest_fitting(estimate_fits(model, task, seq_len, budget, memory, precision), limit)
+        fits = estimate_fits(model, task, seq_len, budget, memory, precision, options, quantised)
+        found = largest_fitting(fits, limit)
         how = f"estimated (meta device) against a {budget / 2**30:.1f} GiB budget"
     del model
     gc.collect()
-    return Probe(entry.run_name, found, memory.get(found), how)
+    return Probe(label(entry), found, memory.get(found), how)

@@ -9,7 +9,7 @@ from peft import PeftModel, TaskType
 from torch import nn
 from transformers import TrainerCallback
 
-from peftbench.config import MethodConfig
+from peftbench.config import MethodConfig, QuantizationConfig
 from peftbench.errors import PeftbenchError, first_line
 from peftbench.registry import Registry
 
@@ -83,3 +83,13 @@ def prepare_model(model: nn.Module, entry: MethodConfig, context: MethodContext)
         )
     _check_head_trains(prepared, entry.method, context)
     return prepared
+
+
+def check_quantized_base(method: str, quantization: QuantizationConfig | None) -> None:
+    """A quantised base trains only through adapters: its own weights are 4/8-bit integers."""
+    if quantization is not None and METHODS.get(method).saved_as != "adapter":
+        raise PeftbenchError(
+            f"method '{method}' trains the base model's own weights, which model.quantization stores as "
+            f"{quantization.bits}-bit integers; use an adapter method on a quantised base (lora, "
+            "lora:use_dora=true, ...) or drop model.quantization for this method"
+        )

@@ -1,0 +1,151 @@
+"""What `inspect` and `probe-batch` look at: model, task, methods, batch shape and the memory settings, from
+an experiment file or from command-line flags; and the table `inspect` prints."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from rich.table import Table
+
+from peftbench.config import MethodConfig, QuantizationConfig
+from peftbench.efficiency.memory_options import MemoryOptions
+from peftbench.errors import PeftbenchError
+
+if TYPE_CHECKING:
+    from peftbench.efficiency.estimate import Inspection
+
+
+def parse_method(text: str) -> MethodConfig:
+    """`lora:r=8:alpha=16` -> MethodConfig(method="lora", r=8, alpha=16), options checked by the method."""
+    from peftbench.methods import validate_method
+
+    name, *pairs = text.split(":")
+    options = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise PeftbenchError(f"method option '{pair}' in '{text}' is not key=value; write e.g. lora:r=8")
+        options[key.strip()] = yaml.safe_load(value)
+    entry = MethodConfig(method=name.strip(), **options)
+    validate_method(entry)
+    return entry
+
+
+@dataclass
+class ProbeSetup:
+    """What to inspect or probe: model, task, methods, the batch shape and the memory settings."""
+
+    model: str
+    task: str
+    methods: list[MethodConfig]
+    batch_size: int
+    seq_len: int
+    num_labels: int = 2
+    precision: str = "auto"
+    memory: MemoryOptions = field(default_factory=MemoryOptions)
+
+
+def from_config(path: Path, overrides: list[str] | None) -> ProbeSetup:
+    """An experiment file's model, task, methods, batch size, max_length and memory settings."""
+    from peftbench.experiment import load_config
+    from peftbench.grid import expand_methods
+
+    loaded = load_config(path, overrides)
+    training = loaded.training
+    return ProbeSetup(
+        loaded.model.name,
+        loaded.task,
+        expand_methods(loaded.methods),
+        training.batch_size,
+        loaded.data.max_length,
+        precision=training.precision,
+        memory=MemoryOptions(training.gradient_checkpointing, training.optim, loaded.model.quantization),
+    )
+
+
+def from_flags(model: str | None, task: str, methods: list[str] | None) -> ProbeSetup:
+    if not model:
+        raise PeftbenchError("give --model (an alias, hub id or path) or --config with an experiment file")
+    return ProbeSetup(model, task, [parse_method(m) for m in methods or ["full", "lora"]], 16, 128)
+
+
+def with_memory_flags(
+    setup: ProbeSetup, gradient_checkpointing: bool | None, optim: str | None, bits: int | None
+) -> ProbeSetup:
+    """Flags given on the command line override the file's settings."""
+    from pydantic import ValidationError
+
+    from peftbench.config import TrainingConfig
+    from peftbench.schema import explain
+
+    memory = setup.memory
+    try:
+        checked = TrainingConfig(optim=optim or memory.optim)
+    except ValidationError as exc:
+        raise PeftbenchError(explain(exc, TrainingConfig)) from None
+    quantization = memory.quantization
+    if bits is not None:
+        quantization = QuantizationConfig(bits=bits) if bits else None
+    gc = memory.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
+    setup.memory = MemoryOptions(gc, checked.optim, quantization)
+    return setup
+
+
+def meta_base(setup: ProbeSetup):
+    """The model's source, the task and the task's model on the meta device."""
+    from peftbench import models
+    from peftbench.efficiency.estimate import meta_model
+    from peftbench.tasks import TASKS
+
+    source = models.resolve(setup.model)
+    task = TASKS.get(setup.task)
+    return source, task, meta_model(source, task, setup.num_labels)
+
+
+def mib(value: int | None) -> str:
+    return "–" if value is None else f"{value / 2**20:,.1f}"
+
+
+def _settings(memory: MemoryOptions) -> str:
+    return " · ".join(
+        [
+            f"optim {memory.optim}",
+            *(["gradient checkpointing"] if memory.gradient_checkpointing else []),
+            *([f"{memory.quantization.bits}-bit base"] if memory.quantization else []),
+        ]
+    )
+
+
+def probe_table(setup: ProbeSetup, probes: list) -> Table:
+    title = f"largest training batch · {setup.model} · {setup.seq_len} tokens per example"
+    table = Table(title=f"{title} · {_settings(setup.memory)}")
+    for column in ("method", "largest batch", "memory MiB", "x vs first"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    first = probes[0].batch_size or None
+    for probe in probes:
+        ratio = f"{probe.batch_size / first:.2g}x" if first else "–"
+        table.add_row(probe.method, str(probe.batch_size), mib(probe.memory_bytes), ratio)
+    return table
+
+
+def inspection_table(setup: ProbeSetup, found: list["Inspection"]) -> Table:
+    title = f"{setup.model} · {setup.task} · batch {setup.batch_size} x {setup.seq_len} tokens"
+    table = Table(title=f"{title} · {_settings(setup.memory)}")
+    for column in ("method", "total", "trainable", "%", "saved as", "MiB"):
+        table.add_column(column, justify="left" if column in ("method", "saved as") else "right")
+    for column in ("weights", "gradients", "optimizer", "activations", "training total"):
+        table.add_column(f"{column} MiB", justify="right")
+    for row in found:
+        parts = (row.memory.weights, row.memory.gradients, row.memory.optimizer, row.memory.activations)
+        table.add_row(
+            row.label,
+            f"{row.total_params:,}",
+            f"{row.trainable_params:,}",
+            f"{row.trainable_percent:.3g}",
+            row.artifact,
+            mib(row.artifact_bytes),
+            *(mib(v) for v in parts),
+            mib(row.memory.total),
+        )
+    return table

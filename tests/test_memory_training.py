@@ -1,0 +1,124 @@
+"""Memory options in training: gradient checkpointing, the Trainer's optimizer, a 4/8-bit base (bitsandbytes,
+which runs on CPUs too)."""
+
+import json
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+from peftbench import training
+from peftbench.config import MethodConfig, TrainingConfig, build_config
+from peftbench.errors import PeftbenchError
+from peftbench.methods import prepare_model
+from peftbench.tasks import TASKS, method_context
+
+LORA = MethodConfig(method="lora", r=4, target_modules=["q_proj", "v_proj"])
+
+
+def _trainer(tiny_llama, tmp_path, **settings):
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=2)
+    model = prepare_model(model, LORA, method_context(TASKS.get("classification"), model, str(tiny_llama), 2))
+    rows = torch.Generator().manual_seed(1)
+    data = Dataset.from_dict(
+        {
+            "input_ids": torch.randint(5, 17, (8, 12), generator=rows).tolist(),
+            "label": [0, 1] * 4,
+        }
+    )
+    config = TrainingConfig(
+        epochs=1, batch_size=4, learning_rate=1e-2, precision="fp32", logging_steps=1, **settings
+    )
+    parts = training.TrainerParts(
+        DataCollatorWithPadding(AutoTokenizer.from_pretrained(tiny_llama)), ("input_ids", "label")
+    )
+    return training.make_trainer(model, None, config, tmp_path / str(settings), 0, parts, data)
+
+
+def _losses(trainer) -> list[float]:
+    trainer.train()
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_gradient_checkpointing_trains_to_the_same_loss(tiny_llama, tmp_path):
+    plain = _trainer(tiny_llama, tmp_path, optim="adamw_torch")
+    checkpointed = _trainer(tiny_llama, tmp_path, optim="adamw_torch", gradient_checkpointing=True)
+    assert checkpointed.args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    expected, found = _losses(plain), _losses(checkpointed)
+    assert checkpointed.model.base_model.model.is_activation_checkpointing
+    assert not plain.model.base_model.model.is_activation_checkpointing
+    assert len(found) == 2 and found == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("optim", "expected"),
+    [
+        ("adafactor", "transformers.optimization.Adafactor"),
+        ("adamw_8bit", "bitsandbytes.optim.adamw.AdamW"),
+        ("paged_adamw_8bit", "bitsandbytes.optim.adamw.AdamW"),
+        ("adamw_torch_fused", "torch.optim.adamw.AdamW"),
+    ],
+)
+def test_optim_reaches_the_trainer(tiny_llama, tmp_path, optim, expected):
+    trainer = _trainer(tiny_llama, tmp_path, optim=optim)
+    assert trainer.args.optim == optim
+    optimizer = trainer.create_optimizer()
+    assert f"{type(optimizer).__module__}.{type(optimizer).__name__}" == expected
+    if "8bit" in optim:
+        assert optimizer.args.optim_bits == 8 and optimizer.is_paged == optim.startswith("paged")
+
+
+def test_unknown_optimizer_is_one_line_with_a_suggestion(experiment):
+    experiment["training"]["optim"] = "adamw_8bits"
+    with pytest.raises(PeftbenchError, match="training.optim.*did you mean 'adamw_8bit'"):
+        build_config(experiment)
+
+
+def _quantised(experiment, tiny_llama, bits: int, method: dict) -> dict:
+    experiment["model"] = {"name": str(tiny_llama), "quantization": {"bits": bits}}
+    experiment["methods"] = [method]
+    experiment["baselines"] = False
+    experiment["training"] |= {"precision": "fp32", "optim": "adamw_torch"}
+    return experiment
+
+
+@pytest.mark.parametrize(
+    ("bits", "method", "layer"),
+    [
+        (4, {"method": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"]}, "Linear4bit"),
+        (4, {"method": "lora", "r": 4, "use_dora": True, "target_modules": ["q_proj"]}, "Linear4bit"),
+        (8, {"method": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"]}, "Linear8bitLt"),
+    ],
+)
+def test_adapters_train_on_a_quantised_base_on_cpu(experiment, tiny_llama, bits, method, layer):
+    from peftbench import runner
+
+    config = training.with_resolved_precision(build_config(_quantised(experiment, tiny_llama, bits, method)))
+    workspace = runner.prepare_workspace(config)
+    assert type(workspace.base_model.model.layers[0].mlp.up_proj).__name__ == layer
+    run_dir = runner.run_method(workspace, config.methods[0])
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["model"]["quantization"]["bits"] == bits
+    assert result["model"]["quantization"]["library"].startswith("bitsandbytes")
+    assert result["history"][0]["train_loss"] > 0 and (run_dir / "adapter").is_dir()
+
+
+@pytest.mark.parametrize("method", ["full", "freeze", "bitfit"])
+def test_methods_that_train_base_weights_refuse_a_quantised_base(experiment, tiny_llama, method):
+    with pytest.raises(PeftbenchError, match=f"method '{method}' trains the base model's own weights"):
+        build_config(_quantised(experiment, tiny_llama, 4, {"method": method}))
+
+
+def test_missing_bitsandbytes_is_one_clear_error(monkeypatch):
+    from peftbench import quantization
+    from peftbench.config import QuantizationConfig
+
+    real = quantization.importlib.util.find_spec
+    monkeypatch.setattr(
+        quantization.importlib.util, "find_spec", lambda name: None if name == "bitsandbytes" else real(name)
+    )
+    with pytest.raises(PeftbenchError, match="pip install bitsandbytes"):
+        quantization.load_kwargs(QuantizationConfig(bits=4))
+    assert quantization.load_kwargs(None) == {}
