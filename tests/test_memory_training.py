@@ -9,8 +9,9 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 from peftbench import training
-from peftbench.config import MethodConfig, TrainingConfig, build_config
+from peftbench.config import MethodConfig, TrainingConfig
 from peftbench.errors import PeftbenchError
+from peftbench.experiment import build_config
 from peftbench.methods import prepare_model
 from peftbench.tasks import TASKS, method_context
 
@@ -94,11 +95,12 @@ def _quantised(experiment, tiny_llama, bits: int, method: dict) -> dict:
 )
 def test_adapters_train_on_a_quantised_base_on_cpu(experiment, tiny_llama, bits, method, layer):
     from peftbench import runner
+    from peftbench.run_inputs import prepare_inputs
 
     config = training.with_resolved_precision(build_config(_quantised(experiment, tiny_llama, bits, method)))
-    workspace = runner.prepare_workspace(config)
-    assert type(workspace.base_model.model.layers[0].mlp.up_proj).__name__ == layer
-    run_dir = runner.run_method(workspace, config.methods[0])
+    inputs = prepare_inputs(config)
+    assert type(inputs.base_model.model.layers[0].mlp.up_proj).__name__ == layer
+    run_dir = runner.run_method(inputs, config.methods[0])
     result = json.loads((run_dir / "result.json").read_text())
     assert result["model"]["quantization"]["bits"] == bits
     assert result["model"]["quantization"]["library"].startswith("bitsandbytes")
