@@ -60,10 +60,11 @@ class Inspection:
 
 
 def meta_model(source: models.ModelSource, task: Task, num_labels: int = 2) -> nn.Module:
-    """The task's model for `source` on the meta device; only the config is read. A model without a pad
-    token gets one as training gives it (the tokenizer's EOS), so decoder classifiers take batches > 1."""
+    """The task's model for `source` on the meta device; only the config is read. A classifier without a
+    pad token gets one as training gives it (the tokenizer's EOS), so decoder classifiers take batches > 1
+    (language models keep none: a pad id makes transformers look for padding, which meta tensors can't)."""
     model_config = models.load_config(source)
-    if getattr(model_config, "pad_token_id", 0) is None:
+    if task.fresh_head and getattr(model_config, "pad_token_id", 0) is None:
         eos = getattr(model_config, "eos_token_id", None)
         model_config.pad_token_id = (eos[0] if isinstance(eos, list) else eos) or 0
     with torch.device("meta"):
