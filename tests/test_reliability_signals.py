@@ -35,6 +35,13 @@ def _start(tmp_path, experiment, epochs: float = 400) -> tuple[subprocess.Popen,
     return process, tmp_path / "runs" / "tiny" / "full"
 
 
+def _quality(metrics: dict) -> dict:
+    """Metrics without measured speeds (tokens per second differ between any two runs)."""
+    if all(isinstance(value, dict) for value in metrics.values()):
+        return {split: _quality(values) for split, values in metrics.items()}
+    return {name: value for name, value in metrics.items() if not name.endswith("_per_second")}
+
+
 def _wait_for_training(process: subprocess.Popen, run_dir: Path, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -122,11 +129,11 @@ def test_sigterm_mid_training_then_run_again_equals_an_uninterrupted_run(tmp_pat
     # 0.3351 vs 0.3088 in another), so the loss is compared within 15 %.
     resumed_test, uninterrupted_test = resumed["metrics"]["test"], uninterrupted["metrics"]["test"]
     assert resumed_test.pop("loss") == pytest.approx(uninterrupted_test.pop("loss"), rel=0.15)
-    assert resumed_test == uninterrupted_test
+    assert _quality(resumed_test) == _quality(uninterrupted_test)
 
 
 def test_without_checkpoints_an_interrupted_run_is_redone_to_the_same_result(tmp_path, experiment):
-    process, run_dir = _start(tmp_path, experiment, epochs=40)
+    process, run_dir = _start(tmp_path, experiment, epochs=400)
     _wait_for_training(process, run_dir)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
@@ -137,4 +144,5 @@ def test_without_checkpoints_an_interrupted_run_is_redone_to_the_same_result(tmp
     assert fresh.exit_code == 0
     redone, uninterrupted = _complete_result(run_dir), _complete_result(tmp_path / "fresh" / "tiny" / "full")
     assert redone["config_hash"] == uninterrupted["config_hash"]
-    assert redone["metrics"] == uninterrupted["metrics"] and redone["history"] == uninterrupted["history"]
+    assert _quality(redone["metrics"]) == _quality(uninterrupted["metrics"])
+    assert redone["history"] == uninterrupted["history"]
