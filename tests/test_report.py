@@ -3,9 +3,8 @@
 import csv
 import json
 import os
-import re
-import shutil
-import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sacrebleu
@@ -19,7 +18,8 @@ from peftbench.text_metrics import text_metrics
 
 runner = CliRunner()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true")  # CI sets CI=true: skipping there is a failure
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+from report_in_browser import CHROMIUM, probe_report  # noqa: E402
 
 
 def test_pareto_front_keeps_undominated_points():
@@ -91,37 +91,12 @@ def test_report_on_empty_folder_is_a_clear_error(tmp_path):
 def test_report_renders_in_headless_chromium(classification_runs, tmp_path):
     assert CHROMIUM, "CI must render the report: scripts/setup.sh failed to install Debian's chromium"
     runner.invoke(app, ["report", str(classification_runs)])
-    page = (classification_runs / "report.html").read_text()
-    probe = (
-        "<script>window.addEventListener('load',()=>{document.body.dataset.images="
-        "[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length;"
-        "document.body.dataset.rows=document.querySelectorAll('#quality tr').length;"
-        "document.body.dataset.fits=document.documentElement.scrollWidth<=window.innerWidth;"
-        "document.body.dataset.width=window.innerWidth;});</script>"
-    )
-    checked = tmp_path / "report.html"
-    checked.write_text(page.replace("</body>", probe + "</body>"))
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--window-size=1280,2000",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            checked.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    assert re.search(r'data-images="6"', dom), dom[:500]
-    assert re.search(r'data-width="1280"', dom)
-    assert re.search(r'data-fits="true"', dom), "the page scrolls sideways at 1280 px"
-    assert re.search(r'data-rows="5"', dom)  # header + four runs
-    assert "Verdict" in dom
+    seen = probe_report(classification_runs / "report.html", width=1280)
+    assert seen["images"] == seen["all-images"] == "6", seen
+    assert seen["width"] == "1280"
+    assert seen["fits"] == "true", f"the page scrolls sideways at 1280 px: {seen}"
+    assert seen["rows"] == "5"  # header + four runs
+    assert seen["verdict"] == "true" and seen["step-curves"] == "1"
 
 
 def _generations_cell(root, name, rows):

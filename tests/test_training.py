@@ -110,3 +110,35 @@ def test_adalora_reallocates_rank_during_training(experiment):
     assert sum(kept) < 4 * len(kept)
     nonzero = [int((p != 0).sum()) for n, p in model.named_parameters() if "lora_E" in n]
     assert sum(nonzero) == sum(kept)
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch", "epochs", "configured", "expected"),
+    [
+        (32, 4, 1, None, 1),  # 8 steps: every step, so a short run still draws a curve
+        (160, 8, 1, None, 1),  # 20 steps
+        (540, 8, 3, None, 10),  # 204 steps: about 20 points, never more than 10 steps apart
+        (400, 8, 2, None, 5),  # 100 steps
+        (32, 4, 1, 50, 8),  # configured, but at least once per epoch
+        (540, 8, 3, 3, 3),  # configured
+    ],
+)
+def test_logging_interval_gives_a_curve_points(rows, batch, epochs, configured, expected):
+    from peftbench.config import TrainingConfig
+
+    config = TrainingConfig(batch_size=batch, epochs=epochs, logging_steps=configured)
+    assert training.logging_interval(rows, config) == expected
+
+
+def test_result_records_the_logging_interval_used(experiment):
+    from peftbench import runner
+
+    del experiment["training"]["logging_steps"]
+    experiment["methods"] = [{"method": "head"}]
+    workspace = _workspace(experiment)
+    result = json.loads(
+        (runner.run_method(workspace, workspace.config.methods[0]) / "result.json").read_text()
+    )
+    steps = result["efficiency"]["steps_trained"]
+    assert steps >= 2 and result["training"]["logging_steps"] == 1
+    assert len([row for row in result["logged_steps"] if "train_loss" in row]) == steps

@@ -96,7 +96,7 @@ class TrainingConfig(Strict):
         "(AVX512-BF16 or AMX), fp32 elsewhere; resolved once per experiment and recorded",
     )
     early_stopping_patience: int | None = Field(None, gt=0)
-    logging_steps: int = Field(10, gt=0)
+    logging_steps: int | None = Field(None, gt=0)  # None: about 20 losses per run, at most 10 steps apart
     checkpoint_every: int | None = Field(
         None,
         gt=0,

@@ -88,7 +88,7 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
         evaluation = inputs.task.evaluate(model, outcome.trainer, inputs)
         result = base_result(inputs, entry.run_name, "method", started_at)
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
-        result["training"] = training.model_dump()
+        result["training"] = {**training.model_dump(), "logging_steps": outcome.trainer.args.logging_steps}
         result["learning_rates"] = outcome.learning_rates
         result["history"] = outcome.history
         result["logged_steps"] = logged_steps(outcome.trainer.state.log_history)

@@ -87,6 +87,13 @@ def steps_per_run(train_size: int, config: TrainingConfig) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
+def logging_interval(train_size: int, config: TrainingConfig) -> int:
+    """Configured, else ~20 points per run, 10 apart at most; at least once per epoch (history needs it)."""
+    per_epoch = steps_per_run(train_size, config.model_copy(update={"epochs": 1}))
+    wanted = config.logging_steps or min(10, max(1, steps_per_run(train_size, config) // 20))
+    return min(wanted, per_epoch)
+
+
 def _save_strategy(config: TrainingConfig) -> str:
     if config.early_stopping_patience:
         return "epoch"  # the best epoch is reloaded at the end; these checkpoints also serve resuming
@@ -245,9 +252,7 @@ def train(
     head_parameters: list[nn.Parameter] = (),
     callbacks: list[TrainerCallback] = (),
 ) -> TrainOutcome:
-    per_epoch = steps_per_run(len(train_set), config.model_copy(update={"epochs": 1}))
-    # Log at least once per epoch so every history row has a training loss.
-    config = config.model_copy(update={"logging_steps": min(config.logging_steps, per_epoch)})
+    config = config.model_copy(update={"logging_steps": logging_interval(len(train_set), config)})
     trainer = make_trainer(
         model, tokenizer, config, output_dir, seed, parts, train_set, validation, head_parameters, callbacks
     )
@@ -271,12 +276,11 @@ def train(
     train_seconds = before + (sum(timer.epoch_seconds) or wall)
     epochs = trainer.state.epoch  # as trained: early stopping may end training before config.epochs
     tokens = sum(len(ids) for ids in train_set["input_ids"]) * epochs
-    samples = len(train_set) * epochs
     return TrainOutcome(
         history=_history(trainer.state.log_history),
         train_seconds=train_seconds,
         epoch_seconds=timer.epoch_seconds,
-        train_samples_per_second=samples / train_seconds,
+        train_samples_per_second=len(train_set) * epochs / train_seconds,
         train_tokens_per_second=tokens / train_seconds,
         epochs_trained=epochs,
         steps_trained=trainer.state.global_step,
