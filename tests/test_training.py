@@ -131,11 +131,13 @@ def test_logging_interval_gives_a_curve_points(rows, batch, epochs, configured, 
 
 
 def test_result_records_the_logging_interval_used(experiment):
-    from peftbench import runner
+    from peftbench import baselines, runner
 
     del experiment["training"]["logging_steps"]
     experiment["methods"] = [{"method": "head"}]
     workspace = _workspace(experiment)
+    untrained = json.loads((baselines.run_untrained(workspace) / "result.json").read_text())
+    assert untrained["status"] == "complete"  # evaluation-only trainers take the default too
     result = json.loads(
         (runner.run_method(workspace, workspace.config.methods[0]) / "result.json").read_text()
     )

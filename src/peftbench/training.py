@@ -126,7 +126,7 @@ def _arguments(
         load_best_model_at_end=bool(config.early_stopping_patience),
         metric_for_best_model="eval_loss",
         logging_strategy="steps",
-        logging_steps=config.logging_steps,
+        logging_steps=config.logging_steps or 10,  # train() sets it per run; evaluation-only never logs
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to=config.report_to or "none",
         run_name="/".join(output_dir.parts[-3:-1]),  # <experiment>/<run>: how trackers name the run
