@@ -16,20 +16,21 @@ import yaml
 from transformers import AutoConfig
 
 from peftbench import models
-from peftbench.config import MethodConfig
+from peftbench.config import MethodConfig, QuantizationConfig
 from peftbench.efficiency.estimate import inspect_method, meta_model
+from peftbench.efficiency.memory_options import MemoryOptions
 from peftbench.efficiency.probe import probe_method
 from peftbench.experiment import load_config
 from peftbench.grid import expand_methods
+from peftbench.methods import METHODS
 from peftbench.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB = yaml.safe_load((ROOT / "tests" / "data" / "offline_hub.yaml").read_text())
 GPUS_GIB = (24, 80)
 LIMIT = 4096
-PENDING = "(after merge)"
 HEADER = (
-    "| config | method | trainable | trainable % | ships | ships MiB | training GiB | weights / grads / "
+    "| config | method | trainable | trainable % | saved as | saved MiB | training GiB | weights / grads / "
     "Adam / activations GiB | with checkpointing | 4-bit base | batch on 24 GB | batch on 80 GB |"
 )
 
@@ -52,10 +53,16 @@ def offline(entry: MethodConfig) -> MethodConfig:
     return MethodConfig(**{**entry.model_dump(), "prompt_tuning_init": "RANDOM"})
 
 
-def variant_totals(inspection) -> tuple[str, str]:
-    """Training memory with gradient checkpointing and with a 4-bit base model: the estimate API does not
-    account for either yet (the memory work adds them); until it does, the table says so."""
-    return PENDING, PENDING
+def variant_totals(base, task, entry: MethodConfig, path: str, shape: tuple) -> tuple[str, str]:
+    """Training memory (GiB) with gradient checkpointing, and with a 4-bit NF4 base (adapters only:
+    a method that trains the base's own weights cannot train a quantised base)."""
+    checkpointed = inspect_method(base, task, entry, path, *shape, MemoryOptions(gradient_checkpointing=True))
+    if METHODS.get(entry.method).saved_as != "adapter":
+        return _gib(checkpointed.memory.total), "n/a (trains base weights)"
+    nf4 = MemoryOptions(quantization=QuantizationConfig(bits=4))
+    return _gib(checkpointed.memory.total), _gib(
+        inspect_method(base, task, entry, path, *shape, nf4).memory.total
+    )
 
 
 def _gib(value: int) -> str:
@@ -81,11 +88,12 @@ def rows_for(path: Path, sources: dict[str, models.ModelSource]) -> list[str]:
             ).batch_size
             for gib in GPUS_GIB
         ]
+        variants = variant_totals(base, task, entry, source.path, (batch, length, precision))
         rows.append(
             f"| {path.stem} (batch {batch} x {length}, {precision}) | {found.method} | "
             f"{found.trainable_params:,} | {found.trainable_percent:.3g} | {found.artifact} | "
             f"{found.artifact_bytes / 2**20:,.2f} | {_gib(memory.total)} | {parts} | "
-            f"{' | '.join(variant_totals(found))} | {' | '.join(map(str, largest))} |"
+            f"{' | '.join(variants)} | {' | '.join(map(str, largest))} |"
         )
     return rows
 

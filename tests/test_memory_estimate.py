@@ -6,8 +6,11 @@ import json
 import pytest
 import torch
 from transformers import (
+    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     BitsAndBytesConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
     LlamaConfig,
     LlamaForSequenceClassification,
 )
@@ -116,6 +119,36 @@ def test_quantised_weight_bytes_match_a_real_bitsandbytes_load(llama_no_pad, qua
     real = AutoModelForSequenceClassification.from_pretrained(llama_no_pad, quantization_config=loaded)
     assert estimate == _real_quantised_bytes(real)
     assert estimate < 0.5 * weight_bytes(base, None, set())
+
+
+@pytest.fixture(scope="module")
+def gpt2_and_bf16_llama(tmp_path_factory):
+    """GPT-2 (Conv1D layers, which bitsandbytes converts too) and a Llama stored in bf16 (whose embeddings
+    and norms PEFT's k-bit preparation casts to fp32)."""
+    gpt2, llama = tmp_path_factory.mktemp("gpt2"), tmp_path_factory.mktemp("llama-bf16")
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=64, n_positions=64, n_embd=128, n_layer=2, n_head=4)
+    ).save_pretrained(gpt2)
+    config = LlamaConfig(
+        vocab_size=64, num_hidden_layers=2, max_position_embeddings=64, eos_token_id=2, **WIDE
+    )
+    LlamaForSequenceClassification(config).to(torch.bfloat16).save_pretrained(llama)
+    return {"causal_lm": gpt2, "classification": llama}
+
+
+@pytest.mark.parametrize("task_name", ["causal_lm", "classification"])
+@pytest.mark.parametrize("bits", [4, 8])
+def test_quantised_weight_bytes_match_the_prepared_model_training_gets(gpt2_and_bf16_llama, task_name, bits):
+    from peftbench import quantization as kbit
+
+    directory, quantization = gpt2_and_bf16_llama[task_name], QuantizationConfig(bits=bits)
+    task = TASKS.get(task_name)
+    base = meta_model(ModelSource(str(directory)), task)
+    auto = AutoModelForCausalLM if task_name == "causal_lm" else AutoModelForSequenceClassification
+    real = auto.from_pretrained(directory, **kbit.load_kwargs(quantization))
+    assert weight_bytes(base, quantization, quantised_weights(base)) == _real_quantised_bytes(
+        kbit.prepare(real, quantization)
+    )
 
 
 def test_quantised_inspect_refuses_full_and_counts_lora_on_four_bits(llama_no_pad):

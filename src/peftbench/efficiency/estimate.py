@@ -19,7 +19,8 @@ from peftbench.methods import METHODS, check_quantized_base, prepare_model
 from peftbench.tasks import Task, method_context
 
 METHOD = (
-    "weights: every parameter at its dtype (quantised linear layers as bitsandbytes packs them), plus the "
+    "weights: every parameter at its dtype (on a quantised base: linear layers as bitsandbytes packs them, "
+    "other 16-bit weights at fp32 as PEFT's k-bit preparation casts them), plus the "
     "16-bit copies of unquantised linear weights that bf16/fp16 autocast caches; gradients: trainable "
     "parameters; optimizer: the states training.optim keeps per trainable parameter; activations: tensors "
     "autograd saves in a meta-device forward pass at fp32 (bf16/fp16 autocast saves less: an upper bound "
