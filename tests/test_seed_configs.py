@@ -12,10 +12,10 @@ from peft import PeftModel
 from transformers import AutoConfig
 
 from peftbench import models
-from peftbench.config import MethodConfig, read_yaml
+from peftbench.config import MethodConfig
 from peftbench.efficiency.estimate import meta_model
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
+from peftbench.experiment import build_config, read_yaml
 from peftbench.grid import expand_methods
 from peftbench.measure import count_parameters
 from peftbench.methods import prepare_model

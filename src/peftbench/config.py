@@ -1,13 +1,18 @@
-"""Typed experiment configs: defaults <- YAML <- command-line overrides. The schema alone: what needs the
-method and task registries to check is in peftbench.experiment."""
+"""Typed experiment configs: defaults <- YAML <- command-line overrides. The schema and the overrides;
+reading the YAML and what needs the method and task registries to check are in peftbench.experiment."""
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import ConfigDict, Field, field_validator
 
 from peftbench.errors import PeftbenchError, closest, first_line
+from peftbench.forgetting_config import (
+    ForgettingConfig,
+    ForgettingOption,
+    InterpolationConfig,
+    InterpolationOption,
+)
 from peftbench.schema import NumbersAreNumbers, Strict, path_safe
 
 
@@ -232,6 +237,8 @@ class ExperimentConfig(Strict):
     launcher: LauncherConfig = LauncherConfig()
     output_dir: str = "runs"
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
+    forgetting: ForgettingOption = Field(ForgettingConfig(), description="false: no forgetting measured")
+    interpolation: InterpolationOption = Field(InterpolationConfig(), description="false: no alpha curve")
 
     _safe_name = field_validator("name")(path_safe)
 
@@ -282,17 +289,4 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 "quote strings, close brackets "
                 "(e.g. --set 'training.epochs=1' or --set 'methods.0.target_modules=[query, value]')"
             ) from None
-    return raw
-
-
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise PeftbenchError(f"config file '{path}' not found; pass the path to an experiment YAML")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise PeftbenchError(f"config file '{path}' is not valid YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(raw, dict):
-        raise PeftbenchError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
     return raw

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from peftbench.config import ExperimentConfig, apply_overrides, read_yaml
-from peftbench.experiment import build_config
+from peftbench.config import ExperimentConfig, apply_overrides
+from peftbench.experiment import build_config, read_yaml
 
 DEMOS = ("classification", "generation")
 # --quick: the same experiments, smaller, for a first look in a few minutes on 2 cores.

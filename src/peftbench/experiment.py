@@ -1,11 +1,13 @@
-"""An experiment checked against everything that knows its names: the schema (peftbench.config), then
-the task, the trackers, every method entry (sweeps expanded) and the launcher, before any run starts."""
+"""An experiment read from YAML and checked against everything that knows its names: the schema
+(peftbench.config), then the task, the trackers, every method entry (sweeps expanded) and the launcher,
+before any run starts."""
 
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
-from peftbench.config import ExperimentConfig, apply_overrides, read_yaml
+from peftbench.config import ExperimentConfig, apply_overrides
 from peftbench.errors import PeftbenchError
 from peftbench.grid import expand_methods
 from peftbench.methods import check_quantized_base, validate_method
@@ -40,6 +42,19 @@ def _check_lr_search(config: ExperimentConfig, validation_metrics: tuple[str, ..
         raise PeftbenchError(
             f"methods {swept} sweep learning_rate while lr_search picks it; drop one of the two"
         )
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise PeftbenchError(f"config file '{path}' not found; pass the path to an experiment YAML")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PeftbenchError(f"config file '{path}' is not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(raw, dict):
+        raise PeftbenchError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
+    return raw
 
 
 def build_config(raw: dict) -> ExperimentConfig:

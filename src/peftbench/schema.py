@@ -61,8 +61,9 @@ def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc[:-1]:
         field = model_cls.model_fields.get(str(part)) if isinstance(part, str) else None
         annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model_cls = annotation
+        for kind in (annotation, *get_args(annotation)):  # a section, or an optional one (X | None)
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                model_cls = kind
     return list(model_cls.model_fields)
 
 
