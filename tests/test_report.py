@@ -61,8 +61,10 @@ def test_report_files_and_contents(classification_runs):
     )
     assert "| full |" in text and "| lora |" in text
     assert "| run | n | acc | F1 | 95% CI | Δacc | ΔF1 | vs ref | vs base |" in text
-    # loss per step and per epoch (two epochs), two Pareto plots, training time, confusion matrices
-    assert text.count("![") == 6
+    # loss per step and per epoch (two epochs), two Pareto plots, training time, confusion matrices, the
+    # stability-plasticity curves (the tiny BERT has no MLM head: no forgetting, no plot against it)
+    assert text.count("![") == 7 and "## Stability–plasticity curves" in text
+    assert "against forgetting" not in text and "| forgetting |" not in text
     rows = list(csv.DictReader((classification_runs / "summary.csv").open()))
     assert {r["run"] for r in rows} == {"full", "lora", "baseline-untrained", "baseline-majority"}
     lora = next(r for r in rows if r["run"] == "lora")
@@ -76,7 +78,7 @@ def test_report_files_and_contents(classification_runs):
     assert "lr body / head" in text and "| 0.001 / 0.001 |" in text
     assert "| lora | 2 |" in text  # two seeds pooled into one row
     page = (classification_runs / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 6 and "src='figures/" not in page  # self-contained
+    assert page.count("data:image/png;base64,") == 7 and "src='figures/" not in page  # self-contained
 
 
 def test_report_on_empty_folder_is_a_clear_error(tmp_path):
@@ -92,7 +94,7 @@ def test_report_renders_in_headless_chromium(classification_runs, tmp_path):
     assert CHROMIUM, "CI must render the report: scripts/setup.sh failed to install Debian's chromium"
     runner.invoke(app, ["report", str(classification_runs)])
     seen = probe_report(classification_runs / "report.html", width=1280)
-    assert seen["images"] == seen["all-images"] == "6", seen
+    assert seen["images"] == seen["all-images"] == "7", seen
     assert seen["width"] == "1280"
     assert seen["fits"] == "true", f"the page scrolls sideways at 1280 px: {seen}"
     assert seen["rows"] == "5"  # header + four runs

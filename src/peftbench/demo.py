@@ -17,6 +17,7 @@ QUICK = {
         "training.epochs=2",  # the whole test split (379): on 80 reviews macro-F1 is too noisy to judge
         # IA³ at 1e-2 barely moved in 40 steps (benchmarks/demo_diagnosis.py; docs/demos.md)
         "methods=[{method: full}, {method: ia3, learning_rate: 0.03}]",
+        "interpolation.alphas=[0, 0.5, 1]",  # three points: the cost is in docs/forgetting.md
     ],
     "generation": [
         "name=demo-generation-quick",
@@ -27,6 +28,7 @@ QUICK = {
         "training.batch_size=4",
         "methods=[{method: full, learning_rate: 0.0002}, "
         "{method: lora, r: 8, target_modules: all-linear, learning_rate: 0.003}]",
+        "interpolation.alphas=[0, 0.5, 1]",
     ],
 }
 

@@ -36,7 +36,7 @@ def curve_warnings(groups) -> list[str]:
 
 
 def _figures(groups, primary: str, search: dict | None) -> dict[str, bytes | None]:
-    from peftbench.report import plots
+    from peftbench.report import plots, stability
 
     return {
         "Loss per logging step": plots.loss_curves(groups),
@@ -50,10 +50,13 @@ def _figures(groups, primary: str, search: dict | None) -> dict[str, bytes | Non
         "Training time per method": plots.training_time(groups),
         "Confusion matrices (first seed)": plots.confusion_matrices(groups),
         "Learning-rate search (validation split)": plots.lr_search(search) if search else None,
+        f"{primary} against forgetting on general text": stability.tradeoff_plot(groups, primary),
+        "Stability–plasticity curves (θ0 + α(θ − θ0), validation split)": stability.curves_plot(groups),
     }
 
 
 def build(root: Path, reference: str = "full") -> Report:
+    from peftbench.report.stability import best_alpha_sentences
     from peftbench.tasks import TASKS
 
     groups = load_run_groups(root)
@@ -70,11 +73,14 @@ def build(root: Path, reference: str = "full") -> Report:
         reference=reference_group.name if reference_group else None,
         metrics=metrics,
         rows=rows,
-        verdict=verdict(rows, metrics[0], task)
-        if reference_group
-        else [
-            f"No reference run '{reference}' to compare against; pass --reference.",
+        verdict=[
+            *(
+                []
+                if reference_group
+                else [f"No reference run '{reference}' to compare against; pass --reference."]
+            ),
             *verdict(rows, metrics[0], task),
+            *best_alpha_sentences(groups),
         ],
         warnings=data_warnings(groups) + warnings_for(groups, reference_group, task) + curve_warnings(groups),
         figures=figures,

@@ -14,7 +14,7 @@ from peftbench.report.summary import BASELINE_METHODS  # noqa: E402
 from peftbench.stats import summarize  # noqa: E402
 
 
-def _png(figure) -> bytes:
+def png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
@@ -61,7 +61,7 @@ def _two_panels(groups: list[RunGroup], source: str, x: str, titles: tuple[str, 
     for axis in (left, right):
         if axis.lines:
             axis.legend(fontsize=8)
-    return _png(figure)
+    return png(figure)
 
 
 def loss_curves(groups: list[RunGroup]) -> bytes | None:
@@ -133,6 +133,14 @@ def quality_against(
         spent = summarize(group.efficiency(cost))["mean"]
         if quality is not None and spent:
             rows.append((group.name, spent * scale, quality))
+    return pareto_plot(groups, rows, metric, label, log)
+
+
+def pareto_plot(
+    groups: list[RunGroup], rows: list[tuple[str, float, float]], metric: str, label: str, log: bool = False
+) -> bytes | None:
+    """Test `metric` against a cost (lower is better), one point per (name, cost, quality) row: the
+    frontier drawn only when it joins two or more points, dominated methods hollow and named so."""
     if len(rows) < 2:
         return None
     line, dominated = frontier_to_draw([(s, q) for _, s, q in rows], higher_is_better(metric))
@@ -158,7 +166,7 @@ def quality_against(
     if log:
         axis.set_xscale("log")
     axis.set(xlabel=label, ylabel=f"test {metric} (mean over seeds)", title=f"{metric} against {label}")
-    return _png(figure)
+    return png(figure)
 
 
 def training_time(groups: list[RunGroup]) -> bytes | None:
@@ -170,7 +178,7 @@ def training_time(groups: list[RunGroup]) -> bytes | None:
     errors = [s["std"] or 0 for s in summaries]
     axis.barh([c.name for c in trained], [s["mean"] for s in summaries], xerr=errors, color="tab:blue")
     axis.set(xlabel="training seconds (mean ± sd over seeds, evaluation excluded)", title="training time")
-    return _png(figure)
+    return png(figure)
 
 
 def confusion_matrices(groups: list[RunGroup]) -> bytes | None:
@@ -193,7 +201,7 @@ def confusion_matrices(groups: list[RunGroup]) -> bytes | None:
         axis.set_title(group.name, fontsize=9)
     figure.supxlabel("predicted")
     figure.supylabel("true")
-    return _png(figure)
+    return png(figure)
 
 
 def lr_search(summary: dict) -> bytes | None:
@@ -219,4 +227,4 @@ def lr_search(summary: dict) -> bytes | None:
     )
     axis.set_title("learning-rate search; ★ = rate used for the final runs", fontsize=10)
     axis.legend(fontsize=8)
-    return _png(figure)
+    return png(figure)

@@ -76,7 +76,6 @@ def _cost(group: RunGroup, reference: RunGroup | None) -> dict:
     trainable = _mean(group.efficiency("trainable_params"))
     reference_trainable = _mean(reference.efficiency("trainable_params")) if reference else None
     rates = group.runs[0].get("learning_rates") or {}  # the optimizer's own rates, the same for every seed
-    forgetting = [(r.get("forgetting") or {}) for r in group.runs]
     return {
         "trainable_params": trainable,
         "trainable_percent": _mean(group.efficiency("trainable_percent")),
@@ -86,8 +85,18 @@ def _cost(group: RunGroup, reference: RunGroup | None) -> dict:
         "peak_rss_mb": _mb(_mean(group.efficiency("peak_rss_bytes"))),
         "learning_rate": rates.get("body"),
         "head_learning_rate": rates.get("head"),
-        "forgetting": _mean([f.get("value") for f in forgetting]),
-        "forgetting_metric": next((f["metric"] for f in forgetting if f.get("metric")), None),
+    }
+
+
+def forgetting_summary(group: RunGroup) -> dict:
+    """result.json's forgetting (general-text metric after − before training) over seeds."""
+    found = [(r.get("forgetting") or {}) for r in group.runs]
+    summary = summarize([f.get("value") for f in found])
+    return {
+        "forgetting": summary["mean"],
+        "forgetting_ci95_low": summary["ci95_low"],
+        "forgetting_ci95_high": summary["ci95_high"],
+        "forgetting_metric": next((f["metric"] for f in found if f.get("metric")), None),
     }
 
 
@@ -118,6 +127,7 @@ def summary_rows(
         row.update(_tested(group, baseline, task, "baseline"))
         row["baseline_value"] = _mean(baseline.values(metrics[0])) if baseline else None
         row.update(_cost(group, same_reference))
+        row.update(forgetting_summary(group))
         rows.append(row)
     return rows
 

@@ -58,11 +58,33 @@ def _p_notes(rows: list[dict], prefix: str, what: str) -> str | None:
     return f"{what} ({tested[0][f'{prefix}_test']}): {listed}."
 
 
+def forgetting_text(row: dict) -> str:
+    """Mean over seeds, its 95% CI in brackets where there are seeds to give one."""
+    if row.get("forgetting") is None:
+        return "–"
+    low, high = row.get("forgetting_ci95_low"), row.get("forgetting_ci95_high")
+    return f"{row['forgetting']:+.3g}" + ("" if low is None else f" [{low:+.3g}, {high:+.3g}]")
+
+
+def _forgetting_legend(rows: list[dict]) -> str:
+    metric = next((r["forgetting_metric"] for r in rows if r.get("forgetting_metric")), "score")
+    return (
+        f" forgetting: general-text {metric} after − before training (before: the base model, no adapter), "
+        "mean over seeds [95% CI]; docs/forgetting.md."
+    )
+
+
 def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -> Table:
     primary = metrics[0]
     intervals = any(r.get(f"{primary}_ci95_low") is not None for r in rows)  # none with one seed
+    forgetting = any(r.get("forgetting") is not None for r in rows)
     header = ["run", "n", *[short(m) for m in metrics], *(["95% CI"] if intervals else [])]
-    header += [*[f"Δ{short(m)}" for m in metrics], "vs ref", "vs base"]
+    header += [
+        *[f"Δ{short(m)}" for m in metrics],
+        "vs ref",
+        "vs base",
+        *(["forgetting"] if forgetting else []),
+    ]
     body = []
     for row in rows:
         cells = [row["run"], str(row["seeds"]), *[_spread(row, m) for m in metrics]]
@@ -74,6 +96,7 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
                 _mark(row, "reference", primary),
                 _mark(row, "baseline", primary) if row["kind"] == "method" else ("–", "a baseline"),
             ]
+            + ([(forgetting_text(row), "")] if forgetting else [])
         )
     names = ", ".join(f"{short(m)} = {m}" for m in metrics if short(m) != m)
     legend = (
@@ -82,6 +105,7 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
         + f"Δ: mean − mean of the reference ({reference}) at the same data fraction. "
         f"vs ref / vs base: paired test of {primary} on the same test examples against the reference / "
         f"the strongest baseline: {MARKS}; hover a mark for its p-value."
+        + (_forgetting_legend(rows) if forgetting else "")
     )
     notes = [
         n
@@ -102,9 +126,7 @@ def _rates(row: dict) -> str:
 
 
 def cost_table(rows: list[dict]) -> Table:
-    forgetting = any(r.get("forgetting") is not None for r in rows)
     header = ["run", "trainable", "%", "× fewer", "lr body / head", "train s", "RSS MiB", "artifact MiB"]
-    header += ["forgetting"] if forgetting else []
     body = []
     for row in rows:
         cells = [
@@ -117,13 +139,11 @@ def cost_table(rows: list[dict]) -> Table:
             format_value(row["peak_rss_mb"]),
             format_value(row["artifact_mb"]),
         ]
-        cells += [format_value(row.get("forgetting"), "delta_")] if forgetting else []
         body.append([(c, "") for c in cells])
     legend = (
         "trainable: trainable parameters (%: of all); × fewer: the reference's trainable parameters over "
         "the run's. lr body / head: peak learning rates of the optimizer's groups (body or adapter, task "
         "head). train s: training seconds, evaluation excluded. RSS MiB: peak resident memory of the whole "
         "process, sampled every 50 ms. artifact MiB: the .safetensors files the method ships."
-        + (" forgetting: general score after − before training." if forgetting else "")
     )
     return Table(header, body, legend)

@@ -178,10 +178,22 @@ def recommendation(methods: list[dict], metric: str) -> str:
     return f"Recommendation: **{cheapest['run']}** ({why}; caveat: {caveat})."
 
 
+def with_forgetting(sentence: str, row: dict) -> str:
+    """The method's sentence ends with its forgetting on general text, where it was measured."""
+    if row.get("forgetting") is None:
+        return sentence
+    low, what = row.get("forgetting_ci95_low"), row.get("forgetting_metric") or "score"
+    interval = "" if low is None else f", 95% CI {low:+.3g} to {row['forgetting_ci95_high']:+.3g}"
+    value = f"{row['forgetting']:+.3g}{interval} ({what} after − before)"
+    return f"{sentence[:-1]}; forgetting on general text {value}."
+
+
 def verdict(rows: list[dict], metric: str, task: str) -> list[str]:
     """Recommendation first, then the best method per criterion, then one sentence per method."""
     methods = [r for r in rows if r["kind"] == "method"]
     if not methods:
         return ["No trained method to judge; only baselines ran."]
-    sentences = [method_sentence(r, _reference_for(r, rows), metric, task) for r in methods]
+    sentences = [
+        with_forgetting(method_sentence(r, _reference_for(r, rows), metric, task), r) for r in methods
+    ]
     return [recommendation(methods, metric), *best_lines(methods, metric, task), *sentences]
