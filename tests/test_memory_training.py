@@ -105,6 +105,7 @@ def test_adapters_train_on_a_quantised_base_on_cpu(experiment, tiny_llama, bits,
     assert result["model"]["quantization"]["bits"] == bits
     assert result["model"]["quantization"]["library"].startswith("bitsandbytes")
     assert result["history"][0]["train_loss"] > 0 and (run_dir / "adapter").is_dir()
+    assert result["interpolation"] is None and "quantised base" in result["interpolation_info"]["reason"]
 
 
 @pytest.mark.parametrize("method", ["full", "freeze", "bitfit"])

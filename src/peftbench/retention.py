@@ -162,6 +162,8 @@ def curve(
     config = inputs.config.interpolation
     if config is None:
         return None, {"reason": "interpolation: false"}
+    if inputs.config.model.quantization is not None:
+        return None, {"reason": "quantised base: its packed integer weights have no alpha in between"}
     size = sum(p.numel() for p in inputs.base_model.parameters())
     if size > config.max_params:
         return None, {"reason": f"{size:,} parameters > interpolation.max_params {config.max_params:,}"}
