@@ -35,8 +35,7 @@ def nudged(inputs, entry):
 
 def trainer(inputs, model, folder):
     parts = inputs.task.trainer_parts(inputs.tokenizer, model, inputs.data)
-    training = inputs.config.training.model_copy(update={"logging_steps": 1})  # evaluation only
-    return make_trainer(model, inputs.tokenizer, training, folder, inputs.config.seed, parts)
+    return make_trainer(model, inputs.tokenizer, inputs.config.training, folder, inputs.config.seed, parts)
 
 
 def main() -> None:

@@ -117,8 +117,9 @@ def _validation_scorer(inputs: RunInputs, model: nn.Module, folder: Path, cap: i
     validation = validation.select(range(min(cap, len(validation))))
     parts = inputs.task.trainer_parts(inputs.tokenizer, model, inputs.data)
     config = inputs.config
-    training = config.training.model_copy(update={"logging_steps": 1})  # evaluation only: nothing is logged
-    trainer = make_trainer(model, inputs.tokenizer, training, folder, config.seed, parts, None, validation)
+    trainer = make_trainer(
+        model, inputs.tokenizer, config.training, folder, config.seed, parts, None, validation
+    )
     return lambda: eval_metrics(trainer.evaluate()), len(validation)
 
 
