@@ -225,6 +225,28 @@ def test_best_alpha_keeps_ninety_percent_of_the_gain_with_least_forgetting():
     )
 
 
+def test_a_curve_whose_base_is_best_says_so_and_missing_forgetting_is_explained():
+    from peftbench.report import stability
+
+    def point(alpha, value):
+        return {"alpha": alpha, "metric": "accuracy", "value": value, "forgetting": None}
+
+    falling = [point(0, 0.69), point(0.5, 0.62), point(1, 0.59)]
+    assert stability.best_alpha(falling) is None
+    (sentence,) = stability.best_alpha_sentences([_group("full", [falling])])
+    assert (
+        sentence.startswith("**full**: no α > 0 improves validation accuracy") and "0.59 at α=1" in sentence
+    )
+    reason = "the checkpoint carries no masked-LM head"
+    full, ia3, lora = _group("full", [[], []]), _group("ia3", [[]]), _group("lora", [[]], [0.1])
+    for run in [*full.runs, *ia3.runs]:
+        run["forgetting"] = {"value": None, "reason": reason}
+    assert stability.unmeasured_forgetting([full, ia3, lora]) == [
+        f"forgetting not measured for full, ia3: {reason}"
+    ]
+    assert stability.unmeasured_forgetting([lora]) == []
+
+
 @pytest.mark.parametrize(
     "entry", [{"method": "lora", "r": 2, "target_modules": ["query", "value"]}, {"method": "ia3"}], ids=str
 )

@@ -56,7 +56,7 @@ def _figures(groups, primary: str, search: dict | None) -> dict[str, bytes | Non
 
 
 def build(root: Path, reference: str = "full") -> Report:
-    from peftbench.report.stability import best_alpha_sentences
+    from peftbench.report.stability import best_alpha_sentences, unmeasured_forgetting
     from peftbench.tasks import TASKS
 
     groups = load_run_groups(root)
@@ -82,7 +82,12 @@ def build(root: Path, reference: str = "full") -> Report:
             *verdict(rows, metrics[0], task),
             *best_alpha_sentences(groups),
         ],
-        warnings=data_warnings(groups) + warnings_for(groups, reference_group, task) + curve_warnings(groups),
+        warnings=[
+            *data_warnings(groups),
+            *warnings_for(groups, reference_group, task),
+            *curve_warnings(groups),
+            *unmeasured_forgetting(groups),
+        ],
         figures=figures,
         samples=merge_samples([g.runs[0] for g in groups], 3),
         lr_search=search,

@@ -68,6 +68,12 @@ def best_alpha_sentences(groups: list[RunGroup]) -> list[str]:
     sentences = []
     for name, curve in curves(groups).items():
         choice, tuned = best_alpha(curve), next((p for p in curve if p["alpha"] == 1), None)
+        base = next((p for p in curve if p["alpha"] == 0 and p["value"] is not None), None)
+        if choice is None and base and tuned and tuned["value"] is not None:
+            sentences.append(
+                f"**{name}**: no α > 0 improves validation {base['metric']} over the base model (α=0, "
+                f"{base['value']:.4g}; {tuned['value']:.4g} at α=1), so the curve has no best point."
+            )
         if choice is None or tuned is None:
             continue
         lost = (
@@ -88,6 +94,20 @@ def best_alpha_sentences(groups: list[RunGroup]) -> list[str]:
             "over α=0."
         )
     return sentences
+
+
+def unmeasured_forgetting(groups: list[RunGroup]) -> list[str]:
+    """Why forgetting is missing, once per reason, naming the runs it applies to."""
+    runs_by_reason: dict[str, list[str]] = {}
+    for group in groups:
+        for run in group.runs:
+            lost = run.get("forgetting") or {}
+            if lost.get("value") is None and lost.get("reason"):
+                runs_by_reason.setdefault(lost["reason"], []).append(group.name)
+    return [
+        f"forgetting not measured for {', '.join(dict.fromkeys(names))}: {reason}"
+        for reason, names in runs_by_reason.items()
+    ]
 
 
 def curves_plot(groups: list[RunGroup]) -> bytes | None:
@@ -114,10 +134,11 @@ def curves_plot(groups: list[RunGroup]) -> bytes | None:
             x = choice["forgetting"] if with_forgetting else choice["alpha"]
             axis.plot(x, choice["value"], marker="*", markersize=15, color=line[0].get_color())
     metric = next(iter(shown.values()))[0]["metric"]
+    starred = any(best_alpha(curve) for curve in shown.values())
     axis.set(
         xlabel=f"forgetting ({UNIT})" if with_forgetting else "α (fraction of the update)",
         ylabel=f"validation {metric}",
-        title="stability–plasticity: θ0 + α(θ − θ0); ★ = best α (see text)",
+        title="stability–plasticity: θ0 + α(θ − θ0)" + ("; ★ = best α (see text)" if starred else ""),
     )
     axis.legend(fontsize=8)
     return png(figure)
