@@ -61,6 +61,7 @@ def test_report_files_and_contents(classification_runs):
     )
     assert "| full |" in text and "| lora |" in text
     assert "| run | n | acc | F1 | 95% CI | Δacc | ΔF1 | vs ref | vs base |" in text
+    assert "of accuracy against the reference / of f1_macro against the strongest baseline" in text
     # loss per step and per epoch (two epochs), two Pareto plots, training time, confusion matrices, the
     # stability-plasticity curves (the tiny BERT has no MLM head: no forgetting, no plot against it)
     assert text.count("![") == 7 and "## Stability–plasticity curves" in text

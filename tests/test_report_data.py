@@ -97,3 +97,33 @@ def test_repeated_seeds_never_count_as_more_test_examples(tmp_path):
     one_seed = paired_bootstrap(lambda i: run_array[i].mean(), lambda i: reference_array[i].mean(), 20)
     assert three["p"] == one_seed["p"] > 0 and three["difference"] == one_seed["difference"]
     assert (three["ci95_low"], three["ci95_high"]) == (one_seed["ci95_low"], one_seed["ci95_high"])
+
+
+def test_macro_f1_paired_test_scores_sklearns_macro_f1(tmp_path):
+    """The baseline test for classification: a paired bootstrap of macro-F1, equal to sklearn's on the
+    same predictions; a model that learned the minority classes beats a one-class predictor on it even
+    where accuracy ties."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from peftbench.report.collect import paired_test
+
+    labels = ["pos"] * 30 + ["neg"] * 10
+    learned = ["pos"] * 24 + ["neg"] * 6 + ["neg"] * 6 + ["pos"] * 4  # 30/40 right, both classes
+    majority = ["pos"] * 40  # 30/40 right
+    groups = []
+    for name, predicted in (("lora", learned), ("baseline-majority", majority)):
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = [{"label": a, "prediction": b} for a, b in zip(labels, predicted, strict=True)]
+        (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        run = {"method": {"name": name}, "seed": 1, "data": {"data_fraction": 1.0}, "_dir": str(folder)}
+        groups.append(RunGroup(name, [run]))
+    test = paired_test(*groups, "classification", "f1_macro")
+    expected = f1_score(labels, learned, average="macro") - f1_score(
+        labels, majority, average="macro", zero_division=0
+    )
+    assert test["metric"] == "f1_macro" and "bootstrap" in test["test"]
+    assert np.isclose(test["difference"], expected) and expected > 0.25
+    assert test["p"] < 0.05 and test["ci95_low"] > 0
+    assert paired_test(*groups, "classification")["p"] == 1.0  # accuracy: 30 vs 30, McNemar sees a tie

@@ -244,3 +244,32 @@ def test_report_modules_import_on_their_own():
     for module in ("report.render", "report.tables", "report.verdict", "compare", "report"):
         done = subprocess.run([sys.executable, "-c", f"import peftbench.{module}"], capture_output=True)
         assert done.returncode == 0, done.stderr.decode()[-500:]
+
+
+def test_learning_is_judged_on_the_rows_baseline_metric():
+    # accuracy ties the majority class on skewed labels, macro-F1 does not: the row's baseline metric decides
+    untrained = ("baseline-untrained", 0.3076, 0.0005)
+    rows = [
+        _row("baseline-majority", 0.6544, kind="baseline"),
+        _row("full", 0.7256, baseline=untrained, baseline_metric="f1_macro", f1_macro=0.4911),
+        _row(
+            "lora",
+            0.6887,
+            baseline=untrained,
+            baseline_metric="f1_macro",
+            f1_macro=0.4814,
+            reference_p=0.065,
+            trainable_params=2e5,
+        ),
+        _row("flat", 0.6544, baseline=(untrained[0], 0.3076, 1.0), baseline_metric="f1_macro", f1_macro=0.26),
+    ]
+    seeded = _row("ia3", 0.68, baseline=(untrained[0], 0.3076, None), baseline_metric="f1_macro", seeds=3)
+    seeded |= {"f1_macro": 0.48, "f1_macro_ci95_low": 0.45, "f1_macro_ci95_high": 0.51}  # no paired test
+    rows.append(seeded)
+    lines = verdict(rows, "accuracy", "classification")
+    assert any(s.startswith("**ia3** learned beyond the untrained model (f1_macro 0.48") for s in lines)
+    lora = next(s for s in lines if s.startswith("**lora**"))
+    assert "learned beyond the untrained model (f1_macro 0.4814 vs 0.3076, p<0.001)" in lora
+    assert "94.9% of full's accuracy" in lora
+    flat = next(s for s in lines if s.startswith("**flat**"))
+    assert "did not learn beyond the untrained model (f1_macro 0.26 vs 0.3076" in flat

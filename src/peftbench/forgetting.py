@@ -221,7 +221,8 @@ def load_head_model(source, kind: str) -> tuple[nn.Module | None, str | None]:
     missing = [k for k in info["missing_keys"] if not k.startswith(body + ".")]
     if missing:
         what = "language-model" if kind == "causal" else "masked-LM"
-        return None, f"the checkpoint carries no {what} head (missing {', '.join(missing[:3])})"
+        names = ", ".join(sorted(missing)[:3])
+        return None, f"the checkpoint carries no {what} head ({len(missing)} weights missing: {names}, ...)"
     return model.eval(), None
 
 

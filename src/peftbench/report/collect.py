@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import f1_score
 
 from peftbench.errors import PeftbenchError
 from peftbench.run_folder import finished_runs
@@ -112,9 +113,30 @@ def _over_seeds(metric: Callable[[np.ndarray], float], examples: int, seeds: int
     return score
 
 
-def paired_test(group: RunGroup, reference: RunGroup, task: str) -> dict | None:
+def _macro_f1_bootstrap(mine: list[dict], theirs: list[dict], examples: int, seeds: int) -> dict:
+    labels = sorted({r["label"] for r in mine} | {r["prediction"] for r in mine + theirs})
+    truth = np.array([r["label"] for r in mine])
+
+    def macro_f1(predictions: np.ndarray):
+        return _over_seeds(
+            lambda i: float(
+                f1_score(truth[i], predictions[i], labels=labels, average="macro", zero_division=0)
+            ),
+            examples,
+            seeds,
+        )
+
+    return paired_bootstrap(
+        macro_f1(np.array([r["prediction"] for r in mine])),
+        macro_f1(np.array([r["prediction"] for r in theirs])),
+        examples,
+    )
+
+
+def paired_test(group: RunGroup, reference: RunGroup, task: str, metric: str = "accuracy") -> dict | None:
     """Classification: exact McNemar on one seed, a paired bootstrap of accuracy over test examples when
-    several seeds share them. Generation: a paired bootstrap of the table's corpus BLEU over prompts."""
+    several seeds share them; for `metric` f1_macro a paired bootstrap of macro-F1. Generation: a paired
+    bootstrap of the table's corpus BLEU over prompts."""
     file = {"classification": "predictions.jsonl", "generation": "generations.jsonl"}.get(task)
     if file is None:
         return None  # causal_lm saves no per-example outputs to pair
@@ -123,6 +145,8 @@ def paired_test(group: RunGroup, reference: RunGroup, task: str) -> dict | None:
         return None
     seeds = len(mine) // examples
     shared = {"examples": examples, "seeds": seeds}
+    if task == "classification" and metric == "f1_macro":
+        return {"metric": metric, **shared, **_macro_f1_bootstrap(mine, theirs, examples, seeds)}
     if task == "classification":
         correct = np.array([r["label"] == r["prediction"] for r in mine])
         reference_correct = np.array([r["label"] == r["prediction"] for r in theirs])

@@ -25,6 +25,14 @@ def headline_metrics(groups: list[RunGroup]) -> list[str]:
     return list(names)
 
 
+def learning_metric(task: str, metrics: list[str]) -> str | None:
+    """The metric a method must beat the baselines on to count as having learned (the task says which)."""
+    from peftbench.tasks import TASKS
+
+    chosen = TASKS.get(task).learning_metric if task in TASKS else None
+    return chosen if chosen in metrics else (metrics[0] if metrics else None)
+
+
 def _mean(values) -> float | None:
     return summarize(values)["mean"]
 
@@ -63,8 +71,10 @@ def _quality(group: RunGroup, metric: str, reference: RunGroup | None, before: R
     }
 
 
-def _tested(group: RunGroup, other: RunGroup | None, task: str, prefix: str) -> dict:
-    test = paired_test(group, other, task) if other is not None and other is not group else None
+def _tested(
+    group: RunGroup, other: RunGroup | None, task: str, prefix: str, metric: str = "accuracy"
+) -> dict:
+    test = paired_test(group, other, task, metric) if other is not None and other is not group else None
     return {
         prefix: other.name if other is not None else None,
         f"{prefix}_p": test["p"] if test else None,
@@ -106,6 +116,7 @@ def summary_rows(
     """Deltas and paired tests are taken against the reference (and the strongest baseline) trained on
     the group's own data fraction; tests are on the first (primary) metric."""
     before = next((g for g in groups if g.method == "untrained"), None)
+    learning = learning_metric(task, metrics)
     rows = []
     for group in groups:
         same_reference = reference_at(groups, reference, group)
@@ -123,9 +134,10 @@ def summary_rows(
             if row["reference_p"] is not None
             else None
         )
-        baseline = None if group.is_baseline or not metrics else strongest_baseline(groups, group, metrics[0])
-        row.update(_tested(group, baseline, task, "baseline"))
-        row["baseline_value"] = _mean(baseline.values(metrics[0])) if baseline else None
+        baseline = None if group.is_baseline or not learning else strongest_baseline(groups, group, learning)
+        row.update(_tested(group, baseline, task, "baseline", learning))
+        row["baseline_metric"] = learning
+        row["baseline_value"] = _mean(baseline.values(learning)) if baseline else None
         row.update(_cost(group, same_reference))
         row.update(forgetting_summary(group))
         rows.append(row)

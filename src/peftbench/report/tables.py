@@ -40,6 +40,10 @@ def _mark(row: dict, prefix: str, metric: str) -> tuple[str, str]:
     return ("✓" if (delta > 0) == higher_is_better(metric) else "✗"), hover
 
 
+def _baseline_metric(rows: list[dict], primary: str) -> str:
+    return next((r["baseline_metric"] for r in rows if r.get("baseline_metric")), primary)
+
+
 def _spread(row: dict, metric: str) -> str:
     std = row.get(f"{metric}_std")
     return format_value(row[metric], metric) + (f" ± {std:.2g}" if std is not None else "")
@@ -103,9 +107,9 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
         f"Test split, mean ± sd over n seeds{'; ' + names if names else ''}. "
         + (f"95% CI: t interval of {primary} over seeds. " if intervals else "")
         + f"Δ: mean − mean of the reference ({reference}) at the same data fraction. "
-        f"vs ref / vs base: paired test of {primary} on the same test examples against the reference / "
-        f"the strongest baseline: {MARKS}; hover a mark for its p-value."
-        + (_forgetting_legend(rows) if forgetting else "")
+        f"vs ref / vs base: paired test on the same test examples of {primary} against the reference / "
+        f"of {_baseline_metric(rows, primary)} against the strongest baseline: {MARKS}; hover a mark for "
+        "its p-value." + (_forgetting_legend(rows) if forgetting else "")
     )
     notes = [
         n

@@ -51,7 +51,9 @@ def _p(p: float | None) -> str:
 
 
 def learned(row: dict, metric: str) -> bool | None:
-    """True: beats the strongest baseline beyond noise; False: does not; None: one seed, no paired test."""
+    """True: beats the strongest baseline beyond noise; False: does not; None: one seed, no paired test.
+    Judged on the row's baseline metric (the task's learning metric) where the row names one."""
+    metric = row.get("baseline_metric") or metric
     value, base = row.get(metric), row.get("baseline_value")
     if value is None or base is None:
         return None
@@ -66,6 +68,7 @@ def learned(row: dict, metric: str) -> bool | None:
 
 
 def _against_baseline(row: dict, metric: str) -> str:
+    metric = row.get("baseline_metric") or metric
     return f"{metric} {row[metric]:.4g} vs {row['baseline_value']:.4g}{_p(row.get('baseline_p'))}"
 
 

@@ -41,6 +41,7 @@ class Task:
 
     summary = ""
     headline_metrics: tuple[str, ...] = ()
+    learning_metric: str | None = None  # judged against the baselines ("did it learn?"); default: the first
     validation_metrics: tuple[str, ...] = ("loss",)  # what the Trainer's evaluation reports per epoch
     fresh_head = False  # a new, randomly initialised head that every method must train
 
