@@ -60,6 +60,13 @@ def test_generation_run_writes_scores_and_samples(tmp_path, tiny_llama_lm, data_
         assert result["metric_notes"]["bleu_signature"].startswith("nrefs:")
         lines = (tmp_path / "runs" / "generation-run" / run / "generations.jsonl").read_text().splitlines()
         assert len(lines) == result["data"]["evaluation_prompts"]
+        losses = (tmp_path / "runs" / "generation-run" / run / "target_losses.jsonl").read_text().splitlines()
+        per_example = [json.loads(line) for line in losses]
+        assert len(per_example) == result["data"]["sizes"]["test"]
+        tokens = sum(r["target_tokens"] for r in per_example)
+        assert tokens == result["metrics"]["test"]["target_tokens"]
+        mean = sum(r["nll_sum"] for r in per_example) / tokens
+        assert mean == pytest.approx(result["metrics"]["test"]["loss"], rel=1e-9)
     # full fine-tuning at this rate must move the target perplexity away from the untrained model's
     assert (
         found["full"]["metrics"]["test"]["perplexity"]

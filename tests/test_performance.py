@@ -166,6 +166,15 @@ def test_chunked_loss_equals_the_models_own_loss(kind, tiny_llama_lm, tiny_gpt2,
     assert summed / tokens == pytest.approx(expected, rel=1e-5)
     assert max(shape[0] for shape in rows[1:]) <= 4 and rows[0][-1] == head.in_features
     assert "forward" not in head.__dict__  # the output layer is itself again
+    if kind in ("llama", "gpt2"):  # each row's own loss: the same model on that row alone
+        with torch.no_grad():
+            sums, counts = chunked_loss.target_loss_rows(model, batch, False)
+            for row in range(3):
+                alone = {key: value[row : row + 1] for key, value in batch.items()}
+                assert float(sums[row]) / int(counts[row]) == pytest.approx(
+                    float(model(**alone).loss), rel=1e-5
+                )
+        assert counts.tolist() == [4, 7, 8] and float(sums.sum()) == pytest.approx(summed, rel=1e-9)
 
 
 def test_validation_is_sized_to_the_training_cap(reviews_csv):

@@ -127,3 +127,33 @@ def test_macro_f1_paired_test_scores_sklearns_macro_f1(tmp_path):
     assert np.isclose(test["difference"], expected) and expected > 0.25
     assert test["p"] < 0.05 and test["ci95_low"] > 0
     assert paired_test(*groups, "classification")["p"] == 1.0  # accuracy: 30 vs 30, McNemar sees a tie
+
+
+def test_perplexity_paired_test_resamples_examples_of_the_target_loss_file(tmp_path):
+    """Language tasks' baseline test: corpus perplexity, exp(sum of losses / sum of tokens), on the same
+    resampled test examples of both runs."""
+    import numpy as np
+
+    from peftbench.report.collect import paired_test
+    from peftbench.tasks.language import TARGET_LOSSES_FILE
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(5, 30, 40)
+    tuned, zero_shot = tokens * rng.uniform(3.2, 3.6, 40), tokens * rng.uniform(3.7, 4.1, 40)
+    groups = []
+    for name, sums in (("full", tuned), ("baseline-untrained", zero_shot)):
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = [
+            {"index": i, "nll_sum": float(s), "target_tokens": int(t)}
+            for i, (s, t) in enumerate(zip(sums, tokens, strict=True))
+        ]
+        (folder / TARGET_LOSSES_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        run = {"method": {"name": name}, "seed": 1, "data": {"data_fraction": 1.0}, "_dir": str(folder)}
+        groups.append(RunGroup(name, [run]))
+    test = paired_test(*groups, "generation", "perplexity")
+    expected = np.exp(tuned.sum() / tokens.sum()) - np.exp(zero_shot.sum() / tokens.sum())
+    assert test["metric"] == "perplexity" and np.isclose(test["difference"], expected) and expected < -5
+    assert test["p"] < 0.001 and test["ci95_high"] < 0
+    assert paired_test(groups[0], groups[0], "generation", "perplexity")["p"] == 1.0
+    assert paired_test(*groups, "causal_lm") is None  # accuracy: no per-example outputs to pair

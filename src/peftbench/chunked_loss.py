@@ -37,16 +37,16 @@ def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
             del head.forward
 
 
-def _aligned(hidden: torch.Tensor, labels: torch.Tensor, shift: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hidden states and the token each predicts. Prompt-tuning adapters prepend virtual positions,
-    whose labels are ignored (the last one predicts the first real token, as in PEFT's own loss);
-    causal models predict the next token."""
+def _aligned(hidden: torch.Tensor, labels: torch.Tensor, shift: bool) -> tuple[torch.Tensor, ...]:
+    """Hidden states, the token each predicts and the batch row it belongs to. Prompt-tuning adapters
+    prepend virtual positions, whose labels are ignored (the last one predicts the first real token, as
+    in PEFT's own loss); causal models predict the next token."""
     virtual = hidden.shape[1] - labels.shape[1]
     labels = functional.pad(labels, (virtual, 0), value=IGNORE)
     if shift:
         hidden, labels = hidden[:, :-1], labels[:, 1:]
     keep = labels != IGNORE
-    return hidden[keep], labels[keep]
+    return hidden[keep], labels[keep], keep.nonzero()[:, 0]
 
 
 def _softcap(logits: torch.Tensor, config) -> torch.Tensor:
@@ -56,6 +56,14 @@ def _softcap(logits: torch.Tensor, config) -> torch.Tensor:
 
 def target_loss_sum(model: nn.Module, batch: dict, encoder_decoder: bool) -> tuple[float, int]:
     """(summed negative log-likelihood, target tokens) of one batch."""
+    sums, counts = target_loss_rows(model, batch, encoder_decoder)
+    return float(sums.sum()), int(counts.sum())
+
+
+def target_loss_rows(
+    model: nn.Module, batch: dict, encoder_decoder: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per batch row: summed negative log-likelihood of its target tokens (float64) and their count."""
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     if encoder_decoder:
@@ -63,10 +71,10 @@ def target_loss_sum(model: nn.Module, batch: dict, encoder_decoder: bool) -> tup
     with head_inputs(model) as captured:
         model(**inputs)
     head = model.get_output_embeddings()
-    hidden, targets = _aligned(captured[-1], labels, shift=not encoder_decoder)
-    total = 0.0
+    hidden, targets, rows = _aligned(captured[-1], labels, shift=not encoder_decoder)
+    sums = torch.zeros(len(labels), dtype=torch.float64, device=labels.device)
     for start in range(0, len(targets), CHUNK_ROWS):
         logits = _softcap(head(hidden[start : start + CHUNK_ROWS]).float(), model.config)
-        chunk = targets[start : start + CHUNK_ROWS]
-        total += float(functional.cross_entropy(logits, chunk, reduction="sum"))
-    return total, len(targets)
+        losses = functional.cross_entropy(logits, targets[start : start + CHUNK_ROWS], reduction="none")
+        sums.index_add_(0, rows[start : start + CHUNK_ROWS], losses.double())
+    return sums.cpu(), torch.bincount(rows, minlength=len(labels)).cpu()

@@ -133,10 +133,35 @@ def _macro_f1_bootstrap(mine: list[dict], theirs: list[dict], examples: int, see
     )
 
 
+def _perplexity_bootstrap(group: RunGroup, reference: RunGroup) -> dict | None:
+    """Corpus perplexity (exp of summed target loss over target tokens) on resampled test examples."""
+    from peftbench.tasks.language import TARGET_LOSSES_FILE
+
+    mine, theirs, examples = _paired_rows(group, reference, TARGET_LOSSES_FILE)
+    if not mine:
+        return None
+    seeds = len(mine) // examples
+
+    def perplexity(rows: list[dict]):
+        nll = np.array([r["nll_sum"] for r in rows])
+        tokens = np.array([r["target_tokens"] for r in rows])
+        return _over_seeds(lambda i: float(np.exp(nll[i].sum() / max(tokens[i].sum(), 1))), examples, seeds)
+
+    return {
+        "metric": "perplexity",
+        "examples": examples,
+        "seeds": seeds,
+        **paired_bootstrap(perplexity(mine), perplexity(theirs), examples),
+    }
+
+
 def paired_test(group: RunGroup, reference: RunGroup, task: str, metric: str = "accuracy") -> dict | None:
     """Classification: exact McNemar on one seed, a paired bootstrap of accuracy over test examples when
     several seeds share them; for `metric` f1_macro a paired bootstrap of macro-F1. Generation: a paired
-    bootstrap of the table's corpus BLEU over prompts."""
+    bootstrap of the table's corpus BLEU over prompts. Language tasks, `metric` perplexity: a paired
+    bootstrap of corpus perplexity over test examples."""
+    if metric == "perplexity":
+        return _perplexity_bootstrap(group, reference)
     file = {"classification": "predictions.jsonl", "generation": "generations.jsonl"}.get(task)
     if file is None:
         return None  # causal_lm saves no per-example outputs to pair

@@ -128,7 +128,7 @@ def summary_rows(
         }
         for metric in metrics:
             row.update(_quality(group, metric, same_reference, before))
-        row.update(_tested(group, same_reference, task, "reference"))
+        row.update(_tested(group, same_reference, task, "reference", metrics[0] if metrics else ""))
         row["paired_test"] = (
             significance_words({"p": row["reference_p"], "test": row["reference_test"]})
             if row["reference_p"] is not None

@@ -64,7 +64,7 @@ class CausalLM(LanguageTask):
 
     def evaluate(self, model, trainer, inputs) -> Evaluation:
         config, data = inputs.config, inputs.data
-        metrics = target_loss(trainer, data.splits["test"], config.training.precision, False)
+        metrics, loss_file = target_loss(trainer, data.splits["test"], config.training.precision, False)
         scored = config.generation.max_eval_prompts or 0
         count = min(max(config.generation.num_samples, scored), len(data.splits["test"]))
         blocks = data.splits["test"].select(range(count))["input_ids"]
@@ -93,7 +93,7 @@ class CausalLM(LanguageTask):
         return Evaluation(
             metrics=metrics,
             result_fields=extra,
-            files={"generations.jsonl": "".join(json.dumps(s) + "\n" for s in samples)},
+            files={"generations.jsonl": "".join(json.dumps(s) + "\n" for s in samples), **loss_file},
         )
 
 

@@ -1,6 +1,7 @@
 """What the language-model tasks share: model loading, the collator, and loss/perplexity on targets."""
 
 import copy
+import json
 import logging
 import math
 import time
@@ -14,11 +15,12 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
 from peftbench import models
-from peftbench.chunked_loss import target_loss_sum
+from peftbench.chunked_loss import target_loss_rows
 from peftbench.tasks.base import Task, TaskData
 from peftbench.training import TrainerParts, autocast, model_columns
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
+TARGET_LOSSES_FILE = "target_losses.jsonl"
 IGNORE = -100
 log = logging.getLogger("peftbench")
 
@@ -74,11 +76,12 @@ class LanguageTask(Task):
         return TrainerParts(collator, MODEL_INPUTS, loss_only=True)
 
 
-def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool) -> dict:
-    """Mean negative log-likelihood per target token (not per batch), and its perplexity."""
+def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool) -> tuple[dict, dict]:
+    """Mean negative log-likelihood per target token (not per batch) and its perplexity; and the file of
+    each test example's summed loss and target tokens, which the report's paired perplexity test reads."""
     model = trainer.model.eval()
     device = trainer.args.device
-    total, count = 0.0, 0
+    sums, counts = [], []
     # A plain loader over the whole split: under several ranks every rank scores all of it (the Trainer's
     # own loader would shard it and pad the last shard with repeated examples).
     loader = DataLoader(
@@ -90,13 +93,19 @@ def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool
     with torch.inference_mode(), autocast(precision, device):
         for batch in tqdm(loader, desc="target loss", leave=False):
             batch = {k: v.to(device) for k, v in batch.items()}
-            summed, tokens = target_loss_sum(model, batch, encoder_decoder)
-            total += summed
-            count += tokens
+            row_sums, row_counts = target_loss_rows(model, batch, encoder_decoder)
+            sums += row_sums.tolist()
+            counts += row_counts.tolist()
+    total, count = math.fsum(sums), sum(counts)
     loss = total / count if count else float("nan")
-    return {
+    metrics = {
         "loss": loss,
         "perplexity": math.exp(loss) if count else None,
         "target_tokens": count,
         "eval_target_tokens_per_second": count / (time.perf_counter() - start),
     }
+    rows = "".join(
+        json.dumps({"index": i, "nll_sum": s, "target_tokens": c}) + "\n"
+        for i, (s, c) in enumerate(zip(sums, counts, strict=True))
+    )
+    return metrics, {TARGET_LOSSES_FILE: rows}
