@@ -118,12 +118,12 @@ def retention_source(path):
     return ModelSource(str(path))
 
 
-def _perturbed(path, entry):
-    """A method applied to the tiny GPT-2 with every trainable tensor moved, as training would."""
+def _perturbed(path, entry, auto=AutoModelForCausalLM, task="causal_lm"):
+    """A method applied to a tiny model with every trainable tensor moved, as training would."""
     torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(path).eval()
-    context = method_context(TASKS.get("causal_lm"), base, str(path), num_training_steps=4)
-    tuned = prepare_model(AutoModelForCausalLM.from_pretrained(path), MethodConfig(**entry), context).eval()
+    base = auto.from_pretrained(path).eval()
+    context = method_context(TASKS.get(task), base, str(path), num_training_steps=4)
+    tuned = prepare_model(copy.deepcopy(base), MethodConfig(**entry), context).eval()
     with torch.no_grad():
         for parameter in tuned.parameters():
             if parameter.requires_grad:
@@ -253,14 +253,8 @@ def test_a_curve_whose_base_is_best_says_so_and_missing_forgetting_is_explained(
 def test_a_classifiers_merged_adapter_and_trained_head_interpolate_from_the_fresh_head(tiny_bert, entry):
     from transformers import AutoModelForSequenceClassification
 
-    torch.manual_seed(0)
-    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
-    context = method_context(TASKS.get("classification"), base, str(tiny_bert), num_training_steps=4)
-    tuned = prepare_model(copy.deepcopy(base), MethodConfig(**entry), context).eval()
+    base, tuned = _perturbed(tiny_bert, entry, AutoModelForSequenceClassification, "classification")
     with torch.no_grad():
-        for parameter in tuned.parameters():
-            if parameter.requires_grad:
-                parameter.add_(torch.randn_like(parameter) * 0.5)
         ids = torch.randint(5, 15, (3, 6))
         moving = Interpolator(base, plain_tuned(tuned)[0])
         assert any("classifier" in key for key in moving.pairs)  # the head moves too
