@@ -67,6 +67,9 @@ def test_generation_run_writes_scores_and_samples(tmp_path, tiny_llama_lm, data_
         assert tokens == result["metrics"]["test"]["target_tokens"]
         mean = sum(r["nll_sum"] for r in per_example) / tokens
         assert mean == pytest.approx(result["metrics"]["test"]["loss"], rel=1e-9)
+        generations = [json.loads(line) for line in lines]  # numbered by prompt, as the units are
+        units = [r["unit"] for r in per_example]
+        assert [units.count(g["index"]) for g in generations] == [len(g["references"]) for g in generations]
     # full fine-tuning at this rate must move the target perplexity away from the untrained model's
     assert (
         found["full"]["metrics"]["test"]["perplexity"]
@@ -117,3 +120,6 @@ def test_causal_lm_on_a_model_without_pad_token(tmp_path, tiny_gpt2, data_to_tex
         assert metrics["perplexity"] == pytest.approx(2.718281828 ** metrics["loss"], rel=1e-6)
         assert result["data"]["pad_token_is_eos"] is True
     assert found["head"]["efficiency"]["trainable_params"] == 18 * 16  # tied output = input embeddings
+    losses = (tmp_path / "runs" / "causal_lm-run" / "head" / "target_losses.jsonl").read_text()
+    documents = [json.loads(line)["unit"] for line in losses.splitlines()]
+    assert documents == sorted(documents) and len(set(documents)) > 1  # blocks in text order, by text

@@ -13,7 +13,14 @@ from peftbench.data import load_splits
 from peftbench.errors import PeftbenchError
 from peftbench.tasks.base import TASKS, Evaluation, TaskData
 from peftbench.tasks.decoding import generate
-from peftbench.tasks.language import LanguageTask, context_length, is_encoder_decoder, pad_info, target_loss
+from peftbench.tasks.language import (
+    UNIT,
+    LanguageTask,
+    context_length,
+    is_encoder_decoder,
+    pad_info,
+    target_loss,
+)
 from peftbench.text_metrics import text_metrics
 
 
@@ -23,17 +30,30 @@ def pack(token_lists: list[list[int]], block: int) -> list[list[int]]:
     return [stream[i : i + block] for i in range(0, len(stream) - block + 1, block)]
 
 
+def block_documents(token_lists: list[list[int]], block: int) -> list[int]:
+    """For each block `pack` cuts, the text (its index) that holds the block's first token: the
+    blocks of one long text share it, so the paired bootstrap resamples them together."""
+    owners = list(chain.from_iterable([text] * len(ids) for text, ids in enumerate(token_lists)))
+    return owners[: len(owners) - block + 1 : block]
+
+
 def _blocks(texts: list[str], tokenizer, block: int, split: str) -> Dataset:
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     encoded = tokenizer([str(t) for t in texts if t and str(t).strip()])["input_ids"]
-    blocks = pack([ids + eos for ids in encoded], block)
+    texts_ids = [ids + eos for ids in encoded]
+    blocks = pack(texts_ids, block)
     if not blocks:
         raise PeftbenchError(
             f"the {split} split holds fewer than {block} tokens, not one full block; "
             "lower data.max_length or use more data"
         )
     return Dataset.from_dict(
-        {"input_ids": blocks, "attention_mask": [[1] * block] * len(blocks), "labels": blocks}
+        {
+            "input_ids": blocks,
+            "attention_mask": [[1] * block] * len(blocks),
+            "labels": blocks,
+            UNIT: block_documents(texts_ids, block),
+        }
     )
 
 

@@ -18,6 +18,7 @@ from peftbench.tasks.base import TASKS, Evaluation, TaskData
 from peftbench.tasks.decoding import generate
 from peftbench.tasks.language import (
     IGNORE,
+    UNIT,
     LanguageTask,
     context_length,
     is_encoder_decoder,
@@ -122,6 +123,13 @@ def _prompts(template: str, fields: list[str]):
     return keys
 
 
+def prompt_units(prompts: list[str]) -> list[int]:
+    """Each row's prompt as a number: distinct rendered prompts in order of first appearance, the
+    grouping (and numbering) of the reference groups that BLEU scores and generations.jsonl lists."""
+    order: dict[str, int] = {}
+    return [order.setdefault(prompt, len(order)) for prompt in prompts]
+
+
 def _warn(counts: dict[str, dict[str, int]]) -> None:
     for what, per_split in counts.items():
         for split, count in per_split.items():
@@ -186,6 +194,7 @@ class Generation(LanguageTask):
             for name, count in split_counts.items():
                 counts.setdefault(name, {})[split] = count
             if split == "test":
+                encoded[split] = encoded[split].add_column(UNIT, prompt_units(prompts))
                 groups = self._reference_groups(prompts, prompts_ids, targets, encoder, room, config)
                 counts["truncated_prompts"]["generation"] = sum(g.pop("cut") for g in groups)
         _warn(counts)

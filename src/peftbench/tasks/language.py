@@ -21,6 +21,7 @@ from peftbench.training import TrainerParts, autocast, model_columns
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 TARGET_LOSSES_FILE = "target_losses.jsonl"
+UNIT = "unit"  # a test row's independent unit: its prompt (generation) or its document (causal_lm)
 IGNORE = -100
 log = logging.getLogger("peftbench")
 
@@ -78,7 +79,8 @@ class LanguageTask(Task):
 
 def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool) -> tuple[dict, dict]:
     """Mean negative log-likelihood per target token (not per batch) and its perplexity; and the file of
-    each test example's summed loss and target tokens, which the report's paired perplexity test reads."""
+    each test example's summed loss, target tokens and unit (the dataset's UNIT column), which the
+    report's paired perplexity test reads and resamples by unit."""
     model = trainer.model.eval()
     device = trainer.args.device
     sums, counts = [], []
@@ -104,8 +106,9 @@ def target_loss(trainer, dataset: Dataset, precision: str, encoder_decoder: bool
         "target_tokens": count,
         "eval_target_tokens_per_second": count / (time.perf_counter() - start),
     }
+    units = dataset[UNIT] if UNIT in dataset.column_names else [None] * len(sums)
     rows = "".join(
-        json.dumps({"index": i, "nll_sum": s, "target_tokens": c}) + "\n"
-        for i, (s, c) in enumerate(zip(sums, counts, strict=True))
+        json.dumps({"index": i, UNIT: u, "nll_sum": s, "target_tokens": c}) + "\n"
+        for i, (u, s, c) in enumerate(zip(units, sums, counts, strict=True))
     )
     return metrics, {TARGET_LOSSES_FILE: rows}
