@@ -123,3 +123,7 @@ def test_causal_lm_on_a_model_without_pad_token(tmp_path, tiny_gpt2, data_to_tex
     losses = (tmp_path / "runs" / "causal_lm-run" / "head" / "target_losses.jsonl").read_text()
     documents = [json.loads(line)["unit"] for line in losses.splitlines()]
     assert documents == sorted(documents) and len(set(documents)) > 1  # blocks in text order, by text
+    reported = runner.invoke(app, ["report", str(tmp_path / "runs" / "causal_lm-run")])
+    assert reported.exit_code == 0, reported.output
+    text = (tmp_path / "runs" / "causal_lm-run" / "report.md").read_text()
+    assert f"paired bootstrap over {len(set(documents))} documents" in text

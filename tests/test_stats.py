@@ -100,11 +100,14 @@ def test_paired_bootstrap_interval_is_the_binomial_one():
     good, bad = _accuracies(40)
     result = paired_bootstrap(good, bad, 100, resamples=20000, seed=1)
     assert result["ci95_low"] == pytest.approx(0.31) and result["ci95_high"] == pytest.approx(0.50)
-    assert result["test"] == "paired bootstrap (20000 resamples)"
+    assert result["test"] == "paired bootstrap over 100 examples (20000 resamples)"
     worse = paired_bootstrap(bad, good, 100, resamples=2000, seed=1)  # the other way round
     assert worse["difference"] == pytest.approx(-0.4) and worse["p"] < 0.01
     assert worse["ci95_high"] == pytest.approx(-0.31, abs=0.011)
-    assert paired_bootstrap(good, bad, 100)["test"] == "paired bootstrap (1000 resamples)"
+    assert (
+        paired_bootstrap(good, bad, 100, unit="prompts")["test"]
+        == "paired bootstrap over 100 prompts (1000 resamples)"
+    )
 
 
 def test_paired_bootstrap_p_counts_ties_with_zero():

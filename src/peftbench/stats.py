@@ -45,8 +45,10 @@ def paired_bootstrap(
     size: int,
     resamples: int = 1000,
     seed: int = 0,
+    unit: str = "examples",
 ) -> dict:
-    """Resample example indices with replacement; both metrics see the same indices each time.
+    """Resample `size` unit indices with replacement (a unit: a test example, a prompt with all its
+    references, a document with all its blocks); both metrics see the same indices each time.
 
     Returns the observed difference (run - reference), its 95% percentile interval and a two-sided p:
     twice the share of resamples on the other side of zero (Koehn 2004, Berg-Kirkpatrick et al. 2012)."""
@@ -63,12 +65,38 @@ def paired_bootstrap(
         p = min(1.0, 2 * float(np.mean(differences <= 0) if observed > 0 else np.mean(differences >= 0)))
     low, high = np.percentile(differences, [2.5, 97.5])
     return {
-        "test": f"paired bootstrap ({resamples} resamples)",
+        "test": f"paired bootstrap over {size} {unit} ({resamples} resamples)",
         "difference": float(observed),
         "ci95_low": float(low),
         "ci95_high": float(high),
         "p": p,
     }
+
+
+def unit_rows(keys: Sequence) -> list[np.ndarray]:
+    """The row indices of each unit (rows with equal keys), units in order of first appearance."""
+    rows: dict = {}
+    for row, key in enumerate(keys):
+        rows.setdefault(key, []).append(row)
+    return [np.asarray(indices) for indices in rows.values()]
+
+
+def paired_units(keys: list, reference_keys: list, per_seed: int) -> list[np.ndarray] | None:
+    """The units of one seed's rows when both runs record the same unit for every row, in every seed;
+    None when a row records none (a file written before units were recorded) or the runs disagree."""
+    if None in keys or keys != reference_keys or keys != keys[:per_seed] * (len(keys) // per_seed):
+        return None
+    return unit_rows(keys[:per_seed])
+
+
+def over_units(metric: Callable[[np.ndarray], float], units: list[np.ndarray]) -> Callable:
+    """`metric` of the rows of the given units, for a bootstrap that resamples whole units: rows that
+    share a prompt or a document are drawn together, never as independent examples."""
+
+    def score(indices: np.ndarray) -> float:
+        return metric(np.concatenate([units[k] for k in np.asarray(indices)]))
+
+    return score
 
 
 def accuracy_resolution(accuracy: float, size: int) -> float:

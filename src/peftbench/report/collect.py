@@ -16,8 +16,11 @@ from peftbench.stats import (
     accuracy_resolution,
     degenerate_warnings,
     mcnemar,
+    over_units,
     paired_bootstrap,
+    paired_units,
     summarize,
+    unit_rows,
 )
 from peftbench.text_metrics import LOWER_IS_BETTER, bleu_on_subsets
 
@@ -133,25 +136,37 @@ def _macro_f1_bootstrap(mine: list[dict], theirs: list[dict], examples: int, see
     )
 
 
-def _perplexity_bootstrap(group: RunGroup, reference: RunGroup) -> dict | None:
-    """Corpus perplexity (exp of summed target loss over target tokens) on resampled test examples."""
+LOSS_UNITS = {"generation": "prompts", "causal_lm": "documents"}  # what target_losses.jsonl's "unit" is
+NO_UNITS = "rows (target_losses.jsonl records no units: each row alone)"
+
+
+def _perplexity_bootstrap(group: RunGroup, reference: RunGroup, task: str) -> dict | None:
+    """Corpus perplexity (exp of summed target loss over target tokens) on resampled prompts or
+    documents, each with all of its rows in every seed."""
     from peftbench.tasks.language import TARGET_LOSSES_FILE
 
     mine, theirs, examples = _paired_rows(group, reference, TARGET_LOSSES_FILE)
     if not mine:
         return None
     seeds = len(mine) // examples
+    units = paired_units([r.get("unit") for r in mine], [r.get("unit") for r in theirs], examples)
+    unit = LOSS_UNITS.get(task, "examples") if units else NO_UNITS
+    units = units or unit_rows(range(examples))
 
     def perplexity(rows: list[dict]):
         nll = np.array([r["nll_sum"] for r in rows])
         tokens = np.array([r["target_tokens"] for r in rows])
-        return _over_seeds(lambda i: float(np.exp(nll[i].sum() / max(tokens[i].sum(), 1))), examples, seeds)
+        rows_metric = _over_seeds(
+            lambda i: float(np.exp(nll[i].sum() / max(tokens[i].sum(), 1))), examples, seeds
+        )
+        return over_units(rows_metric, units)
 
     return {
         "metric": "perplexity",
         "examples": examples,
         "seeds": seeds,
-        **paired_bootstrap(perplexity(mine), perplexity(theirs), examples),
+        "units": len(units),
+        **paired_bootstrap(perplexity(mine), perplexity(theirs), len(units), unit=unit),
     }
 
 
@@ -159,9 +174,9 @@ def paired_test(group: RunGroup, reference: RunGroup, task: str, metric: str = "
     """Classification: exact McNemar on one seed, a paired bootstrap of accuracy over test examples when
     several seeds share them; for `metric` f1_macro a paired bootstrap of macro-F1. Generation: a paired
     bootstrap of the table's corpus BLEU over prompts. Language tasks, `metric` perplexity: a paired
-    bootstrap of corpus perplexity over test examples."""
+    bootstrap of corpus perplexity over prompts (generation) or documents (causal_lm)."""
     if metric == "perplexity":
-        return _perplexity_bootstrap(group, reference)
+        return _perplexity_bootstrap(group, reference, task)
     file = {"classification": "predictions.jsonl", "generation": "generations.jsonl"}.get(task)
     if file is None:
         return None  # causal_lm saves no per-example outputs to pair
@@ -189,7 +204,10 @@ def paired_test(group: RunGroup, reference: RunGroup, task: str, metric: str = "
         "bleu": bleu(everything),
         "reference_bleu": reference_bleu(everything),
         **paired_bootstrap(
-            _over_seeds(bleu, examples, seeds), _over_seeds(reference_bleu, examples, seeds), examples
+            _over_seeds(bleu, examples, seeds),
+            _over_seeds(reference_bleu, examples, seeds),
+            examples,
+            unit="prompts",
         ),
     }
 

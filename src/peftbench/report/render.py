@@ -13,8 +13,8 @@ from peftbench.report.tables import Table, cost_table, quality_table
 
 NOTES = (
     "Paired tests use the same test examples: exact McNemar on accuracy with one seed, else a paired "
-    "bootstrap over test examples (all seeds of an example together); paired bootstrap of corpus BLEU over "
-    "prompts (generation)."
+    "bootstrap over test examples (all seeds of an example together); corpus BLEU and generation "
+    "perplexity are resampled by prompt (all its references together), causal LM perplexity by document."
 )
 
 
