@@ -1,6 +1,7 @@
 """Splits: named ones used as given, missing ones carved from train (grouped by input, stratified by
 label) with data.split_seed; fractions and caps shrink train/validation as whole groups."""
 
+import logging
 from collections import Counter
 
 import pytest
@@ -10,7 +11,7 @@ from datasets import Dataset, DatasetDict
 from peftbench.config import DataConfig
 from peftbench.data import load_splits
 from peftbench.errors import PeftbenchError
-from peftbench.splits import make_splits
+from peftbench.splits import GROUP, make_splits, share, share_warning, shrink
 from peftbench.tasks.classification import load_labelled
 
 
@@ -232,3 +233,50 @@ def test_carving_holds_out_the_stated_fraction_of_inputs_and_records_how():
     assert len(made.rows["validation"]) == 4  # 10% of the remaining 80, then half of them
     assert made.info["split_seed"] == 7 and made.info["data_fraction"] == 0.5
     assert made.info["stratified_by"] == "label"
+
+
+def _with_big_group(distinct: int, repeated: int) -> Dataset:
+    """`distinct` single-row inputs and one input repeated `repeated` times (empty lines, boilerplate)."""
+    keys = [f"line {i}" for i in range(distinct)] + [""] * repeated
+    return Dataset.from_dict({GROUP: keys})
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_big_group_that_does_not_fit_is_skipped_and_filling_goes_on(seed):
+    rows = _with_big_group(100, 100)
+    kept = shrink(rows, 0.3, None, seed)
+    assert len(kept) == 60  # 30% of 200, from the 100 single rows whatever the seed puts first
+    assert "" not in kept[GROUP]
+    assert len(shrink(rows, 1.0, 45, seed)) == 45  # the same under a cap
+
+
+def test_a_cap_below_every_group_keeps_the_smallest_group():
+    rows = Dataset.from_dict({GROUP: ["a"] * 5 + ["b"] * 3 + ["c"] * 4})
+    assert shrink(rows, 1.0, 2, seed=0)[GROUP] == ["b"] * 3
+
+
+def test_the_share_kept_is_recorded_and_a_gap_over_5_percent_is_warned(caplog):
+    """10 distinct training inputs and 90 repeats of one: half of train cannot be whole groups."""
+    texts = [f"review {i}" for i in range(10)] + ["n/a"] * 90
+    raw = DatasetDict(
+        train=Dataset.from_dict({"text": texts}),
+        validation=Dataset.from_dict({"text": [f"check {i}" for i in range(20)]}),
+        test=Dataset.from_dict({"text": [f"exam {i}" for i in range(20)]}),
+    )
+    with caplog.at_level(logging.WARNING, logger="peftbench"):
+        made = make_splits(raw, DataConfig(dataset="x", data_fraction=0.5), _texts, None)
+    shares = made.info["shares"]
+    assert shares["train"] == {"available": 100, "asked_rows": 50, "kept_rows": 10, "asked": 0.5, "kept": 0.1}
+    assert shares["validation"]["kept_rows"] == 10 and shares["validation"]["kept"] == 0.5
+    assert shares["test"] == {"available": 20, "asked_rows": 20, "kept_rows": 20, "asked": 1.0, "kept": 1.0}
+    warned = [r.getMessage() for r in caplog.records if "kept" in r.getMessage()]
+    assert warned == [
+        "train split kept 10 of 100 rows (10.0%) where data_fraction and the caps asked for 50 (50.0%): its "
+        "inputs come in groups of repeated rows too large to fit; deduplicate the data or change the fraction"
+    ]
+
+
+def test_share_warning_fires_only_beyond_5_percent_of_the_rows_asked():
+    assert share_warning("train", share(95, 1000, 100)) is None  # 5% off: within
+    assert share_warning("train", share(105, 1000, 100)) is None
+    assert share_warning("train", share(94, 1000, 100)).startswith("train split kept 94 of 1000 rows")

@@ -5,6 +5,7 @@ import json
 from peftbench.report.collect import RunGroup, data_warnings
 from peftbench.report.summary import summary_rows
 from peftbench.report.verdict import verdict
+from peftbench.splits import share
 
 
 def _cell(tmp_path, name, method, fraction, correct, duplicates=0):
@@ -58,6 +59,23 @@ def test_train_test_duplicates_become_one_warning(tmp_path):
     assert data_warnings(cells) == [
         "data: 1 of 10 test examples also occur in the train split (exact duplicate inputs), "
         "so their scores can reflect memorisation"
+    ]
+
+
+def test_a_split_short_of_its_share_becomes_one_report_warning(tmp_path):
+    cells = [
+        _cell(tmp_path, "full", "full", 0.5, [True] * 10),
+        _cell(tmp_path, "lora", "lora", 0.5, [True] * 10),
+    ]
+    for cell in cells:
+        cell.runs[0]["data"]["shares"] = {
+            "train": share(10, 100, 50),
+            "test": share(10, 10, 10),
+        }
+    assert data_warnings(cells) == [
+        "data (data fraction 0.5): train split kept 10 of 100 rows (10.0%) where data_fraction and the caps "
+        "asked for 50 (50.0%): its inputs come in groups of repeated rows too large to fit; deduplicate the "
+        "data or change the fraction"
     ]
 
 

@@ -5,6 +5,7 @@ Rows with the same group key (a task's input: a text, a rendered prompt) always 
 carve and are kept or dropped together. Every random choice uses data.split_seed, never the training
 seed, so every seed, method and data fraction of an experiment is tested on the same examples."""
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from peftbench.config import DataConfig
 from peftbench.errors import PeftbenchError
 
 TEST_FRACTION = 0.2  # carved from train when the data has no test split
+SHARE_TOLERANCE = 0.05  # relative gap between the rows kept and asked for that is warned about
 GROUP = "__group__"
+log = logging.getLogger("peftbench")
 GroupKey = Callable[[Dataset], list[str]]  # rows -> one key per row; equal keys share an input
 
 
@@ -129,12 +132,33 @@ def carve(
     return train.select(outside), train.select(inside)
 
 
+def asked_rows(available: int, fraction: float, limit: int | None) -> int:
+    """The rows `fraction` and the cap `limit` ask for out of `available`."""
+    count = int(round(available * fraction))
+    return count if limit is None else min(count, limit)
+
+
+def _fill(order: list[str], sizes: Counter, count: int) -> set[str]:
+    """Whole groups, in `order`, up to `count` rows: a group that does not fit in what is left is skipped
+    and the next are tried. With none fitting, the smallest group (so a split is never emptied by a cap)."""
+    chosen, total = set(), 0
+    for group in order:
+        if total + sizes[group] <= count:
+            chosen.add(group)
+            total += sizes[group]
+            if total == count:
+                break
+    return chosen or {min(order, key=sizes.__getitem__)}
+
+
 def shrink(rows: Dataset, fraction: float, limit: int | None, seed: int) -> Dataset:
-    """About `fraction` of the rows, at most `limit`, as whole groups in a seeded order. The order
-    depends only on the seed and the groups, so a smaller fraction keeps a subset of a larger one."""
-    count = int(round(len(rows) * fraction))
-    if limit is not None:
-        count = min(count, limit)
+    """About `fraction` of the rows, at most `limit`, as whole groups in a seeded order.
+
+    Groups that do not fit are skipped rather than ending the fill, so one big group of a repeated input
+    (WikiText's empty lines, a boilerplate review) cannot leave a split far below its share. The order
+    depends only on the seed and the groups: a smaller fraction keeps every group a larger one keeps up
+    to the first group it skips; the groups after it that fill its share may differ."""
+    count = asked_rows(len(rows), fraction, limit)
     if count >= len(rows):
         return rows
     if count == 0:
@@ -142,14 +166,32 @@ def shrink(rows: Dataset, fraction: float, limit: int | None, seed: int) -> Data
     keys = rows[GROUP]
     sizes = Counter(keys)
     groups = list(sizes)
-    chosen, total = set(), 0
-    for index in np.random.default_rng(seed).permutation(len(groups)):
-        size = sizes[groups[index]]
-        if chosen and total + size > count:
-            break
-        chosen.add(groups[index])
-        total += size
+    order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+    chosen = _fill(order, sizes, count)
     return rows.select([i for i, key in enumerate(keys) if key in chosen])
+
+
+def share(kept: int, available: int, asked: int) -> dict:
+    """What a split kept against what its fraction and cap asked for, as rows and as shares of `available`."""
+    return {
+        "available": available,
+        "asked_rows": asked,
+        "kept_rows": kept,
+        "asked": asked / available if available else 1.0,
+        "kept": kept / available if available else 1.0,
+    }
+
+
+def share_warning(role: str, kept: dict) -> str | None:
+    """One line when a split kept more than SHARE_TOLERANCE (relative) off the rows it was asked for."""
+    asked = kept["asked_rows"]
+    if not asked or abs(kept["kept_rows"] - asked) <= SHARE_TOLERANCE * asked:
+        return None
+    return (
+        f"{role} split kept {kept['kept_rows']} of {kept['available']} rows ({kept['kept']:.1%}) where "
+        f"data_fraction and the caps asked for {asked} ({kept['asked']:.1%}): its inputs come in groups of "
+        "repeated rows too large to fit; deduplicate the data or change the fraction"
+    )
 
 
 def shared_inputs(rows: Dataset, reference: Dataset) -> int:
@@ -200,9 +242,14 @@ def make_splits(raw: DatasetDict, config: DataConfig, group_by: GroupKey, strati
         "validation": (config.data_fraction, validation_cap(config)),
         "test": (1.0, config.max_eval_samples),
     }
-    kept = {}
+    kept, shares = {}, {}
     for role, (fraction, cap) in shrunk.items():
         kept[role] = shrink(parts[role], fraction, cap, seed)
+        available = len(parts[role])
+        shares[role] = share(len(kept[role]), available, asked_rows(available, fraction, cap))
+        warning = share_warning(role, shares[role])
+        if warning:
+            log.warning("%s", warning)
         if len(kept[role]) == 0:
             raise PeftbenchError(
                 f"{role} split is empty after data_fraction={config.data_fraction}; "
@@ -214,6 +261,7 @@ def make_splits(raw: DatasetDict, config: DataConfig, group_by: GroupKey, strati
         "splits_from": sources,
         "stratified_by": stratify_by,
         "validation_cap": validation_cap(config),
+        "shares": shares,
         "train_test_duplicates": shared_inputs(kept["test"], kept["train"]),
         "validation_test_duplicates": shared_inputs(kept["test"], kept["validation"]),
     }

@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score
 
 from peftbench.errors import PeftbenchError
 from peftbench.run_folder import finished_runs
+from peftbench.splits import share_warning
 from peftbench.stats import (
     SIGNIFICANCE,
     accuracy_resolution,
@@ -254,7 +255,8 @@ DUPLICATES = {
 
 
 def data_warnings(groups: list[RunGroup]) -> list[str]:
-    """Test inputs that also occur in train or validation (exact duplicates), once per data setup."""
+    """Test inputs that also occur in train or validation (exact duplicates), and splits that kept a share
+    off what was asked, once per data setup."""
     found: dict[str, None] = {}
     for group in groups:
         for run in group.runs:
@@ -265,6 +267,10 @@ def data_warnings(groups: list[RunGroup]) -> list[str]:
                 if data.get(key):
                     line = f"{data[key]} of {test} test examples also occur in the {split} split"
                     found[f"data{tag}: {line} (exact duplicate inputs), so {consequence}"] = None
+            for role, kept in (data.get("shares") or {}).items():
+                line = share_warning(role, kept)
+                if line:
+                    found[f"data{tag}: {line}"] = None
     return list(found)
 
 
