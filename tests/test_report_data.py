@@ -79,6 +79,14 @@ def test_a_split_short_of_its_share_becomes_one_report_warning(tmp_path):
     ]
 
 
+def test_prompts_cut_to_nothing_become_a_report_warning(tmp_path):
+    cell = _cell(tmp_path, "full", "full", 1.0, [True] * 10)
+    cell.runs[0]["data"]["dropped_prompts"] = {"train": 3, "validation": 0, "test": 0, "generation": 0}
+    assert data_warnings([cell]) == [
+        "data: 3 train prompts kept none of their tokens (the target took the context)"
+    ]
+
+
 def _seeded(tmp_path, name, method, outcomes_per_seed):
     tmp_path.mkdir(exist_ok=True)
     runs = []

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 from conftest import WORDS
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer, BartConfig, GPT2Config, LlamaConfig, T5Config
 
 from peftbench import models
 from peftbench.datacache import load_task_data
@@ -12,8 +12,8 @@ from peftbench.errors import PeftbenchError
 from peftbench.experiment import build_config
 from peftbench.tasks import TASKS
 from peftbench.tasks.causal_lm import pack
-from peftbench.tasks.generation import Encoder, keep_last, template_fields
-from peftbench.tasks.language import IGNORE, MODEL_INPUTS
+from peftbench.tasks.generation import Encoder, emptied, keep_last, template_fields
+from peftbench.tasks.language import IGNORE, MODEL_INPUTS, check_target_room
 
 
 def _config(model, data_file, tmp_path, task="generation", **data):
@@ -187,6 +187,62 @@ def test_max_target_length_must_leave_room_for_the_prompt(tiny_llama_lm, data_to
     _config(tiny_llama_lm, data_to_text_csv, tmp_path, max_length=16, max_target_length=15)
 
 
+def _long_targets(path, words: int) -> None:
+    path.write_text(
+        "mr,ref\n" + "".join(f"name : {WORDS[i % 10]},{' '.join(['drug'] * words)}\n" for i in range(30))
+    )
+
+
+def test_max_target_length_beyond_the_models_positions_is_an_error(tiny_gpt2, tmp_path):
+    """data.max_length 256 passes the config check, but tiny GPT-2 has 64 positions: 100-token targets
+    would leave every prompt empty (and overrun the position embeddings)."""
+    path = tmp_path / "d.csv"
+    _long_targets(path, 120)
+    config = _config(tiny_gpt2, path, tmp_path, max_target_length=100)
+    with pytest.raises(PeftbenchError, match=r"max_target_length=100 .* context of 64 tokens .* below 64$"):
+        _load(config)
+
+
+@pytest.mark.parametrize(
+    ("model_config", "max_target", "fits"),
+    [
+        (GPT2Config(n_positions=64), 63, True),
+        (GPT2Config(n_positions=64), 64, False),  # decoder-only: prompt and target share 64 positions
+        (LlamaConfig(max_position_embeddings=32), 40, False),  # rotary, capped at the length it names
+        (BartConfig(max_position_embeddings=32), 32, True),  # the decoder holds the target alone
+        (BartConfig(max_position_embeddings=32), 33, False),
+        (T5Config(), 255, True),  # relative positions, no limit: only data.max_length (256) counts
+    ],
+)
+def test_target_room_is_judged_by_the_models_position_limit(model_config, max_target, fits):
+    if fits:
+        check_target_room(max_target, 256, model_config)
+    else:
+        with pytest.raises(PeftbenchError, match=f"max_target_length={max_target} "):
+            check_target_room(max_target, 256, model_config)
+
+
+def test_prompts_left_without_a_token_are_counted_and_warned(tiny_llama_lm, tmp_path, caplog):
+    """max_target_length 15 of 16 leaves one position: the BOS, so every prompt loses all its words."""
+    path = tmp_path / "d.csv"
+    _long_targets(path, 20)
+    with caplog.at_level(logging.WARNING, logger="peftbench"):
+        data, tokenizer = _load(_config(tiny_llama_lm, path, tmp_path, max_length=16, max_target_length=15))
+    assert data.metadata["dropped_prompts"]["train"] == len(data.splits["train"])
+    assert data.metadata["dropped_prompts"]["generation"] == 0
+    assert all(
+        row[:1] == [tokenizer.bos_token_id] and row[1] != tokenizer.bos_token_id
+        for row in data.splits["train"]["input_ids"]
+    )
+    assert f"train split: {len(data.splits['train'])} prompts kept none of their tokens" in caplog.text
+
+
+def test_emptied_tells_a_prompt_cut_to_its_bos_from_a_short_one():
+    assert emptied([1], cut=True, bos_id=1) and emptied([], cut=True, bos_id=None)
+    assert not emptied([1], cut=False, bos_id=1)  # an empty template, not a cut
+    assert not emptied([1, 7], cut=True, bos_id=1)
+
+
 def test_training_batches_pad_right_when_data_comes_from_the_cache(tiny_llama_lm, tmp_path):
     path = tmp_path / "d.csv"
     targets = [" ".join(["drug"] * (1 + i % 5)) for i in range(30)]
@@ -271,6 +327,6 @@ def test_reference_groups_keep_every_reference_of_a_prompt_in_order(tiny_llama_l
         ["p1", "p2", "p1"], [[1, 11], [1, 12], [1, 11]], ["a", "b", "c"], encoder, 8, config
     )
     assert groups == [
-        {"prompt": "p1", "prompt_ids": [1, 11], "references": ["a", "c"], "cut": False},
-        {"prompt": "p2", "prompt_ids": [1, 12], "references": ["b"], "cut": False},
+        {"prompt": "p1", "prompt_ids": [1, 11], "references": ["a", "c"], "cut": False, "dropped": False},
+        {"prompt": "p2", "prompt_ids": [1, 12], "references": ["b"], "cut": False, "dropped": False},
     ]

@@ -255,8 +255,8 @@ DUPLICATES = {
 
 
 def data_warnings(groups: list[RunGroup]) -> list[str]:
-    """Test inputs that also occur in train or validation (exact duplicates), and splits that kept a share
-    off what was asked, once per data setup."""
+    """Test inputs that also occur in train or validation (exact duplicates), splits that kept a share off
+    what was asked, and prompts cut to nothing, once per data setup."""
     found: dict[str, None] = {}
     for group in groups:
         for run in group.runs:
@@ -270,6 +270,10 @@ def data_warnings(groups: list[RunGroup]) -> list[str]:
             for role, kept in (data.get("shares") or {}).items():
                 line = share_warning(role, kept)
                 if line:
+                    found[f"data{tag}: {line}"] = None
+            for split, count in (data.get("dropped_prompts") or {}).items():
+                if count:
+                    line = f"{count} {split} prompts kept none of their tokens (the target took the context)"
                     found[f"data{tag}: {line}"] = None
     return list(found)
 

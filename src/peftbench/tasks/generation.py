@@ -20,10 +20,12 @@ from peftbench.tasks.language import (
     IGNORE,
     UNIT,
     LanguageTask,
+    check_target_room,
     context_length,
     is_encoder_decoder,
     log,
     pad_info,
+    position_limit,
     target_loss,
 )
 from peftbench.text_metrics import text_metrics
@@ -56,6 +58,12 @@ def keep_last(ids: list[int], limit: int, bos_id: int | None) -> tuple[list[int]
         return ids, False
     head = ids[:1] if bos_id is not None and ids[:1] == [bos_id] else []
     return head + ids[len(ids) - (limit - len(head)) :], True
+
+
+def emptied(kept: list[int], cut: bool, bos_id: int | None) -> bool:
+    """Whether cutting left none of a prompt's own tokens (at most its BOS): the row has lost its prompt."""
+    own = kept[1:] if bos_id is not None and kept[:1] == [bos_id] else kept
+    return cut and not own
 
 
 @dataclass
@@ -100,6 +108,7 @@ class Encoder:
             limit = self.context if self.encoder_decoder else self.context - len(target)
             prompt, cut = keep_last(prompt, limit, self.tokenizer.bos_token_id)
             counts["truncated_prompts"] += cut
+            counts["dropped_prompts"] += emptied(prompt, cut, self.tokenizer.bos_token_id)
             ids = prompt if self.encoder_decoder else prompt + target
             rows["input_ids"].append(ids)
             rows["attention_mask"].append([1] * len(ids))
@@ -130,11 +139,18 @@ def prompt_units(prompts: list[str]) -> list[int]:
     return [order.setdefault(prompt, len(order)) for prompt in prompts]
 
 
+DROPPED = (
+    "prompts kept none of their tokens: the target (in generation: max_new_tokens) took the whole context; "
+    "lower data.max_target_length or generation.max_new_tokens, or raise data.max_length"
+)
+
+
 def _warn(counts: dict[str, dict[str, int]]) -> None:
     for what, per_split in counts.items():
         for split, count in per_split.items():
             if count:
-                log.warning("%s split: %d %s", split, count, what.replace("_", " "))
+                words = DROPPED if what == "dropped_prompts" else what.replace("_", " ")
+                log.warning("%s split: %d %s", split, count, words)
 
 
 class Generation(LanguageTask):
@@ -178,9 +194,9 @@ class Generation(LanguageTask):
             raise PeftbenchError(
                 "data.chat_template is true but the tokenizer has no chat template; set it false"
             )
-        encoder = Encoder(
-            tokenizer, data.chat_template, encoder_decoder, context, data.max_target_length or context // 2
-        )
+        max_target = data.max_target_length or context // 2
+        check_target_room(max_target, data.max_length, model_config)
+        encoder = Encoder(tokenizer, data.chat_template, encoder_decoder, context, max_target)
         counts: dict[str, dict[str, int]] = {"dropped_empty_targets": {}}
         encoded = {}
         for split, rows in splits.items():
@@ -196,7 +212,8 @@ class Generation(LanguageTask):
             if split == "test":
                 encoded[split] = encoded[split].add_column(UNIT, prompt_units(prompts))
                 groups = self._reference_groups(prompts, prompts_ids, targets, encoder, room, config)
-                counts["truncated_prompts"]["generation"] = sum(g.pop("cut") for g in groups)
+                for flag, name in (("cut", "truncated_prompts"), ("dropped", "dropped_prompts")):
+                    counts[name]["generation"] = sum(g.pop(flag) for g in groups)
         _warn(counts)
         info = {
             "prompt_template": data.prompt_template,
@@ -204,6 +221,7 @@ class Generation(LanguageTask):
             "chat_template": data.chat_template,
             "encoder_decoder": encoder_decoder,
             "context_length": context,
+            "position_limit": position_limit(model_config),
             "max_target_length": encoder.max_target,
             "evaluation_prompts": len(groups),
             "references_per_prompt": statistics.fmean(len(g["references"]) for g in groups),
@@ -225,9 +243,17 @@ class Generation(LanguageTask):
         groups = []
         for prompt in distinct:
             ids = first_ids[prompt]
-            kept, cut = keep_last(ids, room, encoder.tokenizer.bos_token_id)
+            bos = encoder.tokenizer.bos_token_id
+            kept, cut = keep_last(ids, room, bos)
+            dropped = emptied(kept, cut, bos)
             groups.append(
-                {"prompt": prompt, "prompt_ids": kept, "references": references[prompt], "cut": cut}
+                {
+                    "prompt": prompt,
+                    "prompt_ids": kept,
+                    "references": references[prompt],
+                    "cut": cut,
+                    "dropped": dropped,
+                }
             )
         return groups
 

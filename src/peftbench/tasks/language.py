@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollat
 
 from peftbench import models
 from peftbench.chunked_loss import target_loss_rows
+from peftbench.errors import PeftbenchError
 from peftbench.tasks.base import Task, TaskData
 from peftbench.training import TrainerParts, autocast, model_columns
 
@@ -26,15 +27,44 @@ IGNORE = -100
 log = logging.getLogger("peftbench")
 
 
+def position_limit(model_config) -> int | None:
+    """The most positions the model was built for (learned position embeddings, or the length rotary
+    positions were trained to); None when its config names none (T5's relative positions)."""
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(model_config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def context_length(max_length: int, model_config) -> int:
     """`max_length`, capped by the model's position limit where it has one."""
-    limit = getattr(model_config, "max_position_embeddings", None) or getattr(
-        model_config, "n_positions", None
-    )
+    limit = position_limit(model_config)
     if limit and max_length > limit:
         log.warning("data.max_length=%d exceeds the model's %d positions; using %d", max_length, limit, limit)
         return limit
     return max_length
+
+
+def check_target_room(max_target: int, max_length: int, model_config) -> None:
+    """One line when targets of `max_target` tokens cannot fit the model: a decoder-only model holds prompt
+    and target in one context of data.max_length capped by its position limit, so a target filling it
+    would leave every prompt empty; an encoder-decoder's decoder holds the target alone, within its limit."""
+    limit = position_limit(model_config)
+    if is_encoder_decoder(model_config):
+        if limit and max_target > limit:
+            raise PeftbenchError(
+                f"data.max_target_length={max_target} exceeds the {limit} positions of the model's decoder; "
+                f"set it to at most {limit}"
+            )
+        return
+    context = min(max_length, limit) if limit else max_length
+    if max_target >= context:
+        raise PeftbenchError(
+            f"data.max_target_length={max_target} leaves no room for the prompt in the model's context of "
+            f"{context} tokens (data.max_length={max_length}, the model's {limit} positions); set it below "
+            f"{context}"
+        )
 
 
 def is_encoder_decoder(model_config) -> bool:
