@@ -19,7 +19,7 @@ from peftbench.models import ModelSource, cache_root
 from peftbench.results import write_atomic
 from peftbench.tasks import Task, TaskData
 
-CACHE_FORMAT = 3  # 3: test splits of language tasks carry each row's unit
+CACHE_FORMAT = 4  # 3: test rows carry their unit; 4: shrinking skips groups, shares and dropped prompts
 
 
 def _file_identity(path: str | None) -> list | None:
