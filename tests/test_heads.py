@@ -1,10 +1,12 @@
 """Every method trains the task head, whatever the architecture calls it (tiny random models, in-process)."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 from peft import PeftModel
+from peft.utils.other import ModulesToSaveWrapper
 from transformers import (
     AutoModelForSequenceClassification,
     BartConfig,
@@ -124,3 +126,36 @@ def test_options_are_not_mutated():
     )
     assert entry.model_dump() == snapshot
     assert listed == ["classifier"] and options["modules_to_save"] == ["classifier"]
+
+
+def _wrapped(prepared) -> set[str]:
+    inner = prepared.get_base_model()
+    return {name for name, module in inner.named_modules() if isinstance(module, ModulesToSaveWrapper)}
+
+
+def test_distilberts_head_is_both_fresh_layers():
+    """DistilBertForSequenceClassification adds pre_classifier and classifier on top of the pretrained
+    body: neither is in a DistilBERT checkpoint, so both are head."""
+    model = _model("distilbert")
+    assert method_context(TASKS.get("classification"), model, "unused", 4).head_modules == (
+        "pre_classifier",
+        "classifier",
+    )
+
+
+@pytest.mark.parametrize("head", [("pre_classifier", "classifier"), ("classifier",)])
+def test_lora_wraps_exactly_the_head_modules_named_not_every_name_ending_alike(head):
+    """PEFT matches modules_to_save as string suffixes ('classifier' ends 'pre_classifier') and adds
+    'classifier' itself for classification; only the modules the head definition names are trained."""
+    model = _model("distilbert")
+    layer = {name: sum(p.numel() for p in model.get_submodule(name).parameters()) for name in head}
+    context = method_context(TASKS.get("classification"), model, "unused", 4)
+    context = dataclasses.replace(context, head_modules=head)
+    prepared = prepare_model(model, MethodConfig(method="lora", r=2, target_modules=["q_lin"]), context)
+    assert _wrapped(prepared) == set(head)
+    lora = 2 * 2 * (16 * 2)  # two layers' q_lin, A (2x16) and B (16x2)
+    trainable, total = prepared.get_nb_trainable_parameters()
+    assert trainable == lora + sum(layer.values())  # 128 + 272 + 34, or 128 + 34
+    assert count_parameters(prepared)["trainable_params"] == trainable
+    pre_classifier = prepared.get_base_model().get_submodule("pre_classifier")
+    assert any(p.requires_grad for p in pre_classifier.parameters()) == ("pre_classifier" in head)

@@ -3,9 +3,10 @@
 import copy
 import dataclasses
 
-from peft import PeftConfig, PromptLearningConfig, get_peft_model
+from peft import PeftConfig, PromptLearningConfig, TaskType, get_peft_model
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
 from peft.tuners.tuners_utils import check_target_module_exists
+from peft.utils.other import ModulesToSaveWrapper
 from torch import nn
 from transformers import TrainerCallback
 
@@ -59,6 +60,30 @@ def _with_head(options: dict, fields: set[str], context: MethodContext) -> dict:
     return {**options, "modules_to_save": list(dict.fromkeys([*given, *context.head_modules]))}
 
 
+def _is_named(key: str, names: list[str]) -> bool:
+    """Whether module `key` is one of `names`: a whole dotted name, as PEFT matches target_modules."""
+    return any(key == name or key.endswith(f".{name}") for name in names)
+
+
+def _intended(config: PeftConfig, given: list[str]) -> list[str]:
+    """The modules_to_save asked for: `given`, plus what PEFT adds for tied embeddings, but not the
+    'classifier' and 'score' it adds itself for classification (the task's head definition names the head)."""
+    auto = ("classifier", "score") if config.task_type == TaskType.SEQ_CLS else ()
+    added = [name for name in config.modules_to_save or [] if name not in given and name not in auto]
+    return [*given, *added, *(getattr(config, "modules_to_tie", None) or [])]
+
+
+def _keep_named_heads(model: nn.Module, names: list[str]) -> None:
+    """PEFT wraps every module whose name ends with a modules_to_save entry as a string, and for
+    classification adds 'classifier' and 'score' itself, so 'classifier' also wraps DistilBERT's
+    `pre_classifier`. Every wrapped module that none of `names` names is put back as it was, frozen."""
+    inner = model.get_base_model()
+    for key, module in list(inner.named_modules()):
+        if isinstance(module, ModulesToSaveWrapper) and not _is_named(key, names):
+            parent, _, child = key.rpartition(".")
+            setattr(inner.get_submodule(parent), child, module.original_module)
+
+
 def _preparer(config_cls: type[PeftConfig]):
     fields = {f.name for f in dataclasses.fields(config_cls)}
 
@@ -69,9 +94,15 @@ def _preparer(config_cls: type[PeftConfig]):
             options.setdefault("tokenizer_kwargs", context.tokenizer_kwargs or None)
         if "total_step" in fields:
             options.setdefault("total_step", max(context.num_training_steps, 1))
-        config = config_cls(task_type=context.peft_task_type, **_with_head(options, fields, context))
+        options = _with_head(options, fields, context)
+        given = options.get("modules_to_save") or []
+        given = [given] if isinstance(given, str) else list(given)
+        config = config_cls(task_type=context.peft_task_type, **options)
         _check_targets(model, config, options.get("target_modules"))
-        return get_peft_model(model, config)
+        prepared = get_peft_model(model, config)
+        if "modules_to_save" in fields:
+            _keep_named_heads(prepared, _intended(prepared.peft_config[prepared.active_adapter], given))
+        return prepared
 
     return prepare
 
