@@ -12,8 +12,8 @@ from peftbench.errors import PeftbenchError
 from peftbench.experiment import build_config
 from peftbench.tasks import TASKS
 from peftbench.tasks.causal_lm import pack
-from peftbench.tasks.generation import Encoder, emptied, keep_last, template_fields
-from peftbench.tasks.language import IGNORE, MODEL_INPUTS, check_target_room
+from peftbench.tasks.generation import Encoder, keep_last, template_fields
+from peftbench.tasks.language import IGNORE, MODEL_INPUTS, check_target_room, emptied
 
 
 def _config(model, data_file, tmp_path, task="generation", **data):

@@ -22,6 +22,7 @@ from peftbench.tasks.language import (
     LanguageTask,
     check_target_room,
     context_length,
+    emptied,
     is_encoder_decoder,
     log,
     pad_info,
@@ -58,12 +59,6 @@ def keep_last(ids: list[int], limit: int, bos_id: int | None) -> tuple[list[int]
         return ids, False
     head = ids[:1] if bos_id is not None and ids[:1] == [bos_id] else []
     return head + ids[len(ids) - (limit - len(head)) :], True
-
-
-def emptied(kept: list[int], cut: bool, bos_id: int | None) -> bool:
-    """Whether cutting left none of a prompt's own tokens (at most its BOS): the row has lost its prompt."""
-    own = kept[1:] if bos_id is not None and kept[:1] == [bos_id] else kept
-    return cut and not own
 
 
 @dataclass

@@ -67,6 +67,12 @@ def check_target_room(max_target: int, max_length: int, model_config) -> None:
         )
 
 
+def emptied(kept: list[int], cut: bool, bos_id: int | None) -> bool:
+    """Whether cutting left none of a prompt's own tokens (at most its BOS): the row has lost its prompt."""
+    own = kept[1:] if bos_id is not None and kept[:1] == [bos_id] else kept
+    return cut and not own
+
+
 def is_encoder_decoder(model_config) -> bool:
     return bool(getattr(model_config, "is_encoder_decoder", False))
 
