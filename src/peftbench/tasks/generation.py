@@ -235,21 +235,11 @@ class Generation(LanguageTask):
             references.setdefault(prompt, []).append(target)
             first_ids.setdefault(prompt, ids)
         distinct = list(references)[: config.generation.max_eval_prompts]
-        groups = []
+        groups, bos = [], encoder.tokenizer.bos_token_id
         for prompt in distinct:
-            ids = first_ids[prompt]
-            bos = encoder.tokenizer.bos_token_id
-            kept, cut = keep_last(ids, room, bos)
-            dropped = emptied(kept, cut, bos)
-            groups.append(
-                {
-                    "prompt": prompt,
-                    "prompt_ids": kept,
-                    "references": references[prompt],
-                    "cut": cut,
-                    "dropped": dropped,
-                }
-            )
+            kept, cut = keep_last(first_ids[prompt], room, bos)
+            group = {"prompt": prompt, "prompt_ids": kept, "references": references[prompt], "cut": cut}
+            groups.append({**group, "dropped": emptied(kept, cut, bos)})
         return groups
 
     def evaluate(self, model, trainer, inputs) -> Evaluation:

@@ -60,10 +60,10 @@ def check_target_room(max_target: int, max_length: int, model_config) -> None:
         return
     context = min(max_length, limit) if limit else max_length
     if max_target >= context:
+        positions = f", the model's {limit} positions" if limit else ""
         raise PeftbenchError(
             f"data.max_target_length={max_target} leaves no room for the prompt in the model's context of "
-            f"{context} tokens (data.max_length={max_length}, the model's {limit} positions); set it below "
-            f"{context}"
+            f"{context} tokens (data.max_length={max_length}{positions}); set it below {context}"
         )
 
 
