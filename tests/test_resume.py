@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from transformers import TrainerCallback
+from transformers.trainer_pt_utils import get_length_grouped_indices
 from typer.testing import CliRunner
 
 from peftbench import checkpoints, results, training
@@ -80,8 +82,13 @@ def _without_speeds(metrics: dict) -> dict:
     return {name: value for name, value in metrics.items() if not name.endswith("_per_second")}
 
 
-def _experiment(experiment: dict, method: dict, checkpoint_every: int, logging_steps: int) -> dict:
-    training_settings = {"epochs": 3, "logging_steps": logging_steps, "checkpoint_every": checkpoint_every}
+def _experiment(experiment: dict, method: dict, checkpoint_every: int, logging_steps: int, **more) -> dict:
+    training_settings = {
+        "epochs": 3,
+        "logging_steps": logging_steps,
+        "checkpoint_every": checkpoint_every,
+        **more,
+    }
     return {
         **experiment,
         "methods": [method],
@@ -91,17 +98,24 @@ def _experiment(experiment: dict, method: dict, checkpoint_every: int, logging_s
 
 
 @pytest.mark.parametrize(
-    ("method", "checkpoint_every", "stop", "logging_steps"),
+    ("method", "checkpoint_every", "stop", "logging_steps", "more"),
     [
-        ({"method": "full"}, 3, 4, 2),  # mid-epoch, with a loss summed since the last log in the checkpoint
-        (LORA, 5, 7, 1),  # at the end of the first epoch (5 steps), whose evaluation is not redone
+        (
+            {"method": "full"},
+            3,
+            4,
+            2,
+            {},
+        ),  # mid-epoch, with a loss summed since the last log in the checkpoint
+        (LORA, 5, 7, 1, {}),  # at the end of the first epoch (5 steps), whose evaluation is not redone
+        ({"method": "full"}, 7, 8, 1, {"group_by_length": True}),  # mid-epoch in the second epoch
     ],
-    ids=["full-mid-epoch", "lora-epoch-end"],
+    ids=["full-mid-epoch", "lora-epoch-end", "group-by-length-second-epoch"],
 )
 def test_a_run_stopped_and_resumed_equals_an_uninterrupted_one(
-    experiment, injected, tmp_path, method, checkpoint_every, stop, logging_steps
+    experiment, injected, tmp_path, method, checkpoint_every, stop, logging_steps, more
 ):
-    experiment = _experiment(experiment, method, checkpoint_every, logging_steps)
+    experiment = _experiment(experiment, method, checkpoint_every, logging_steps, **more)
     name = method["method"]
     injected.append(StopAt(stop))
     stopped = _run(experiment, tmp_path / "stopped", tmp_path)
@@ -144,3 +158,25 @@ def test_a_stop_while_a_checkpoint_is_written_leaves_one_never_resumed_from(expe
     assert redone["resumed_from"] is None
     assert redone["logged_steps"] == uninterrupted["logged_steps"]
     assert redone["efficiency"]["train_seconds"] == uninterrupted["efficiency"]["train_seconds"] == 15
+
+
+def test_group_by_length_draws_each_epochs_order_from_the_seed_and_the_epoch(
+    experiment, monkeypatch, tmp_path
+):
+    """The order a resumed run rebuilds: seed + epoch, recomputed here with the Trainer's own grouping."""
+    samplers, orders = [], []
+    iterate = checkpoints.EpochSeededLengthSampler.__iter__
+
+    def recorded(sampler):
+        samplers.append(sampler)
+        orders.append(list(iterate(sampler)))
+        return iter(orders[-1])
+
+    monkeypatch.setattr(checkpoints.EpochSeededLengthSampler, "__iter__", recorded)
+    experiment = {**_experiment(experiment, {"method": "full"}, 100, 1, group_by_length=True), "seed": 7}
+    assert _run(experiment, tmp_path / "runs", tmp_path).exit_code == 0
+    assert len(samplers) == 3 and samplers == [samplers[0]] * 3
+    lengths, batch = samplers[0].lengths, samplers[0].batch_size
+    seeded = [torch.Generator().manual_seed(7 + epoch) for epoch in range(3)]
+    assert orders == [get_length_grouped_indices(lengths, batch, generator=g) for g in seeded]
+    assert orders[0] != orders[1] != orders[2]

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 CLOCK_FILE = "peftbench_clock.json"  # written last: a checkpoint without it was cut short by a stop
@@ -51,6 +53,34 @@ def saved_state(checkpoint: Path | None) -> dict:
 def drop_checkpoints(output_dir: Path) -> None:
     for folder in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class EpochSeededLengthSampler(LengthGroupedSampler):
+    """group_by_length's sampler, its order drawn from seed + epoch as the Trainer's random sampler's is. The
+    Trainer's draws from the global torch RNG when an epoch starts; a run resumed mid-epoch rebuilds the
+    order when the RNG is elsewhere, and trained on other batches than the run it continues."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator.manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+class ExactResume:
+    """A Trainer mixin: group_by_length batches in an order a resumed run can rebuild."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
 
 
 class ResumeState(TrainerCallback):

@@ -143,7 +143,7 @@ def _arguments(
     )
 
 
-class HeadRateTrainer(Trainer):
+class HeadRateTrainer(checkpoints.ExactResume, Trainer):
     """The Trainer with the task head's parameters in their own optimizer groups, at their own rate.
     The Trainer builds its groups (weight decay and all) as usual; each is then split in two."""
 
