@@ -109,8 +109,9 @@ def _experiment(experiment: dict, method: dict, checkpoint_every: int, logging_s
         ),  # mid-epoch, with a loss summed since the last log in the checkpoint
         (LORA, 5, 7, 1, {}),  # at the end of the first epoch (5 steps), whose evaluation is not redone
         ({"method": "full"}, 7, 8, 1, {"group_by_length": True}),  # mid-epoch in the second epoch
+        ({"method": "full"}, 5, 7, 1, {"early_stopping_patience": 5}),  # per-epoch checkpoints, best kept
     ],
-    ids=["full-mid-epoch", "lora-epoch-end", "group-by-length-second-epoch"],
+    ids=["full-mid-epoch", "lora-epoch-end", "group-by-length-second-epoch", "early-stopping"],
 )
 def test_a_run_stopped_and_resumed_equals_an_uninterrupted_one(
     experiment, injected, tmp_path, method, checkpoint_every, stop, logging_steps, more
