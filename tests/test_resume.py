@@ -82,41 +82,33 @@ def _without_speeds(metrics: dict) -> dict:
     return {name: value for name, value in metrics.items() if not name.endswith("_per_second")}
 
 
-def _experiment(experiment: dict, method: dict, checkpoint_every: int, logging_steps: int, **more) -> dict:
-    training_settings = {
-        "epochs": 3,
-        "logging_steps": logging_steps,
-        "checkpoint_every": checkpoint_every,
-        **more,
-    }
+def _experiment(experiment: dict, method: dict, **settings) -> dict:
     return {
         **experiment,
         "methods": [method],
         "baselines": False,
-        "training": {**experiment["training"], **training_settings},
+        "training": {**experiment["training"], "epochs": 3, **settings},
     }
 
 
+FULL = {"method": "full"}
+
+
 @pytest.mark.parametrize(
-    ("method", "checkpoint_every", "stop", "logging_steps", "more"),
-    [
-        (
-            {"method": "full"},
-            3,
-            4,
-            2,
-            {},
-        ),  # mid-epoch, with a loss summed since the last log in the checkpoint
-        (LORA, 5, 7, 1, {}),  # at the end of the first epoch (5 steps), whose evaluation is not redone
-        ({"method": "full"}, 7, 8, 1, {"group_by_length": True}),  # mid-epoch in the second epoch
-        ({"method": "full"}, 5, 7, 1, {"early_stopping_patience": 5}),  # per-epoch checkpoints, best kept
+    ("method", "settings", "stop", "checkpoint"),
+    [  # 5 steps an epoch, 15 in all
+        (FULL, {"checkpoint_every": 3, "logging_steps": 2}, 4, 3),  # mid-epoch, a loss not yet logged
+        (LORA, {"checkpoint_every": 5, "logging_steps": 1}, 7, 5),  # an epoch's end: its evaluation after
+        (FULL, {"checkpoint_minutes": 1e-9, "logging_steps": 1}, 5, 5),  # the same, asked for by the clock
+        (FULL, {"checkpoint_every": 7, "logging_steps": 1, "group_by_length": True}, 8, 7),  # second epoch
+        (FULL, {"early_stopping_patience": 5, "logging_steps": 1}, 7, 5),  # per-epoch checkpoints
     ],
-    ids=["full-mid-epoch", "lora-epoch-end", "group-by-length-second-epoch", "early-stopping"],
+    ids=["full-mid-epoch", "lora-epoch-end", "every-minutes-epoch-end", "group-by-length", "early-stopping"],
 )
 def test_a_run_stopped_and_resumed_equals_an_uninterrupted_one(
-    experiment, injected, tmp_path, method, checkpoint_every, stop, logging_steps, more
+    experiment, injected, tmp_path, method, settings, stop, checkpoint
 ):
-    experiment = _experiment(experiment, method, checkpoint_every, logging_steps, **more)
+    experiment = _experiment(experiment, method, **settings)
     name = method["method"]
     injected.append(StopAt(stop))
     stopped = _run(experiment, tmp_path / "stopped", tmp_path)
@@ -127,7 +119,7 @@ def test_a_run_stopped_and_resumed_equals_an_uninterrupted_one(
     (resumed, resumed_predictions) = _result(tmp_path / "stopped" / "tiny" / name)
     (uninterrupted, uninterrupted_predictions) = _result(tmp_path / "fresh" / "tiny" / name)
 
-    assert resumed["resumed_from"]["checkpoint"] == f"checkpoint-{checkpoint_every}"
+    assert resumed["resumed_from"]["checkpoint"] == f"checkpoint-{checkpoint}"
     assert resumed["logged_steps"] == uninterrupted["logged_steps"]  # every step's loss, before and after
     assert [row["step"] for row in resumed["logged_steps"] if "train_loss" in row][-1] >= 14
     assert resumed["history"] == uninterrupted["history"]
@@ -136,13 +128,13 @@ def test_a_run_stopped_and_resumed_equals_an_uninterrupted_one(
 
     steps = resumed["efficiency"]["steps_trained"]
     assert uninterrupted["efficiency"]["train_seconds"] == steps == 15
-    assert resumed["resumed_from"]["train_seconds_before"] == checkpoint_every  # the partial epoch kept
-    assert resumed["resumed_from"]["train_seconds_resumed"] == steps - checkpoint_every  # lost work: once
+    assert resumed["resumed_from"]["train_seconds_before"] == checkpoint  # the partial epoch kept
+    assert resumed["resumed_from"]["train_seconds_resumed"] == steps - checkpoint  # lost work: once
     assert resumed["efficiency"]["train_seconds"] == steps
 
 
 def test_a_stop_while_a_checkpoint_is_written_leaves_one_never_resumed_from(experiment, injected, tmp_path):
-    experiment = _experiment(experiment, {"method": "full"}, 2, 2)
+    experiment = _experiment(experiment, FULL, checkpoint_every=2, logging_steps=2)
     injected.append(StopAt(4, while_saving=True))  # checkpoint-2 already rotated away, checkpoint-4 cut short
     _run(experiment, tmp_path / "stopped", tmp_path)
     trainer = tmp_path / "stopped" / "tiny" / "full" / "trainer"
@@ -174,7 +166,7 @@ def test_group_by_length_draws_each_epochs_order_from_the_seed_and_the_epoch(
         return iter(orders[-1])
 
     monkeypatch.setattr(checkpoints.EpochSeededLengthSampler, "__iter__", recorded)
-    experiment = {**_experiment(experiment, {"method": "full"}, 100, 1, group_by_length=True), "seed": 7}
+    experiment = {**_experiment(experiment, FULL, logging_steps=1, group_by_length=True), "seed": 7}
     assert _run(experiment, tmp_path / "runs", tmp_path).exit_code == 0
     assert len(samplers) == 3 and samplers == [samplers[0]] * 3
     lengths, batch = samplers[0].lengths, samplers[0].batch_size
