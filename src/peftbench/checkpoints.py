@@ -1,28 +1,53 @@
 """Resume inside a run: the Trainer saves a checkpoint every `training.checkpoint_every` steps (only the
 last is kept); an interrupted run continues from it with the Trainer's own resume_from_checkpoint.
 
-Timing stays honest: each checkpoint records the training seconds spent up to it, and the resumed run
-reports those plus its own. Work done after the last checkpoint is redone, and counted once."""
+Resuming is exact on a CPU: the Trainer restores the weights, optimizer, scheduler and RNG states
+(python, numpy, torch) and skips the batches of the epoch already trained (its sampler is seeded by
+data_seed + epoch). Two things it misses are handled here. A checkpoint due at an epoch's last step was
+taken before that epoch's evaluation, which a run resumed from it never did (it starts the next epoch): its
+validation metrics were missing, and the evaluation's draws from the torch RNG (every DataLoader iteration
+takes a base seed) shifted all later dropout masks. Such a checkpoint now waits for the epoch's end. And
+the loss summed since the last log goes into the checkpoint, so the first log after a resume averages the
+same steps as an uninterrupted run.
+
+Timing: train_seconds = the training seconds up to the checkpoint (recorded in it, the partial epoch
+included) + the training seconds of the resumed segment. The work done after the checkpoint and lost with
+the stop is not counted; it is redone in the resumed segment and counted there, once."""
 
 import json
+import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-CLOCK_FILE = "peftbench_clock.json"
+CLOCK_FILE = "peftbench_clock.json"  # written last: a checkpoint without it was cut short by a stop
+
+
+def _step(folder: Path) -> int:
+    suffix = folder.name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
 
 
 def last_checkpoint(output_dir: Path) -> Path | None:
-    found = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    return Path(found) if found else None
+    """The newest complete checkpoint; folders a stop cut short while saving are removed."""
+    found = sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"), key=_step) if output_dir.is_dir() else []
+    for folder in found:
+        if not (folder / CLOCK_FILE).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+    complete = [folder for folder in found if (folder / CLOCK_FILE).is_file()]
+    return complete[-1] if complete else None
 
 
-def seconds_before(checkpoint: Path | None) -> float:
+def saved_state(checkpoint: Path | None) -> dict:
+    """What ResumeState wrote into the checkpoint: train_seconds, loss_since_log, last_logged_step."""
     clock = checkpoint / CLOCK_FILE if checkpoint else None
-    return json.loads(clock.read_text())["train_seconds"] if clock and clock.is_file() else 0.0
+    return json.loads(clock.read_text()) if clock and clock.is_file() else {}
 
 
 def drop_checkpoints(output_dir: Path) -> None:
@@ -30,27 +55,88 @@ def drop_checkpoints(output_dir: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-class CheckpointClock(TrainerCallback):
-    """Training seconds (epochs without evaluation, as EpochTimer measures) written into each checkpoint."""
+class EpochSeededLengthSampler(LengthGroupedSampler):
+    """group_by_length's sampler, its order drawn from seed + epoch as the Trainer's random sampler's is. The
+    Trainer's draws from the global torch RNG when an epoch starts; a run resumed mid-epoch rebuilds the
+    order when the RNG is elsewhere, and trained on other batches than the run it continues."""
 
-    def __init__(self, before: float) -> None:
-        self.closed = before
-        self._start: float | None = None
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed, self.epoch = seed, 0
 
-    def elapsed(self) -> float:
-        return self.closed + (time.perf_counter() - self._start if self._start is not None else 0.0)
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
+    def __iter__(self):
+        self.generator.manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+class ExactResume:
+    """A Trainer mixin: group_by_length batches in an order a resumed run can rebuild."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochSeededLengthSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
+
+
+class ResumeState(TrainerCallback):
+    """The checkpoint a run resumes from (None: a fresh start). Writes into each new checkpoint, last, what
+    the Trainer does not keep: the training seconds up to it (`elapsed`: this segment's so far, the epoch
+    under way included) and the loss summed since the last log; puts that loss back on resuming."""
+
+    def __init__(self, trainer, elapsed: Callable[[], float], checkpoint: Path | None) -> None:
+        self.trainer, self.elapsed, self.checkpoint = trainer, elapsed, checkpoint
+        self.saved = saved_state(checkpoint)
+        self.before = self.saved.get("train_seconds", 0.0)
+        self.save_at_epoch_end = False
+
+    @property
+    def path(self) -> str | None:
+        return str(self.checkpoint) if self.checkpoint else None
+
+    def train_seconds(self, segment: float, wall: float) -> float:
+        """Seconds before the checkpoint + this segment's. A fresh run without epoch times (none ran)
+        falls back to the wall time; a run resumed at its last step trains no epoch and adds 0."""
+        return self.before + (segment if self.checkpoint or segment else wall)
+
+    def record(self, segment: float) -> dict | None:
+        if self.checkpoint is None:
+            return None
+        return {
+            "checkpoint": self.checkpoint.name,
+            "train_seconds_before": self.before,
+            "train_seconds_resumed": segment,
+        }
+
+    def on_step_end(self, args, state, control, **kwargs):
+        """A checkpoint due at an epoch's last step waits for the epoch's end, after its evaluation: a
+        run resumed from it starts the next epoch and would never evaluate this one."""
+        if control.should_save and float(state.epoch).is_integer():
+            control.should_save, self.save_at_epoch_end = False, True
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        self.closed = self.elapsed()
-        self._start = None
+        if self.save_at_epoch_end:
+            control.should_save, self.save_at_epoch_end = True, False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if "loss_since_log" in self.saved and args.world_size == 1:  # one rank's sum: no other to restore
+            self.trainer._tr_loss.fill_(self.saved["loss_since_log"])
+            self.trainer._globalstep_last_logged = self.saved["last_logged_step"]
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if folder.is_dir() and state.is_world_process_zero:
-            (folder / CLOCK_FILE).write_text(json.dumps({"train_seconds": self.elapsed()}))
+            saved = {
+                "train_seconds": self.before + self.elapsed(),
+                "loss_since_log": float(self.trainer._tr_loss),
+                "last_logged_step": self.trainer._globalstep_last_logged,
+            }
+            (folder / f"{CLOCK_FILE}.tmp").write_text(json.dumps(saved))
+            os.replace(folder / f"{CLOCK_FILE}.tmp", folder / CLOCK_FILE)
 
 
 class SaveEveryMinutes(TrainerCallback):

@@ -4,6 +4,7 @@ result says so (`timing.contended`) instead of passing the wall time off as the 
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -34,8 +35,8 @@ class Span:
     busy: float
 
     @classmethod
-    def now(cls) -> "Span":
-        return cls(time.perf_counter(), process_cpu_seconds(), machine_busy_seconds())
+    def now(cls, clock: Callable[[], float] = time.perf_counter) -> "Span":
+        return cls(clock(), process_cpu_seconds(), machine_busy_seconds())
 
 
 @dataclass(frozen=True)
@@ -92,21 +93,28 @@ class EpochTimer(TrainerCallback):
     """Training time per epoch, measured between on_epoch_begin and on_epoch_end, so evaluation
     (which the Trainer runs after on_epoch_end) is excluded."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.epochs: list[EpochTime] = []
+        self.clock = clock
         self._start: Span | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:
         return [e.wall_seconds for e in self.epochs]
 
+    def elapsed(self) -> float:
+        """Wall seconds of the epochs so far, the one under way included (a checkpoint mid-epoch)."""
+        running = self.clock() - self._start.wall if self._start is not None else 0.0
+        return sum(self.epoch_seconds) + running
+
     def on_epoch_begin(self, args, state, control, **kwargs):
         cuda_sync()
-        self._start = Span.now()
+        self._start = Span.now(self.clock)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         cuda_sync()
-        self.epochs.append(EpochTime.between(self._start, Span.now()))
+        self.epochs.append(EpochTime.between(self._start, Span.now(self.clock)))
+        self._start = None
 
     def report(self) -> dict:
         return timing_report(self.epochs)

@@ -143,7 +143,7 @@ def _arguments(
     )
 
 
-class HeadRateTrainer(Trainer):
+class HeadRateTrainer(checkpoints.ExactResume, Trainer):
     """The Trainer with the task head's parameters in their own optimizer groups, at their own rate.
     The Trainer builds its groups (weight decay and all) as usual; each is then split in two."""
 
@@ -258,11 +258,10 @@ def train(
     )
     timer = EpochTimer()
     trainer.add_callback(timer)
-    resume = checkpoints.last_checkpoint(output_dir)
-    before = checkpoints.seconds_before(resume)
-    trainer.add_callback(checkpoints.CheckpointClock(before))
     if config.checkpoint_minutes:
         trainer.add_callback(checkpoints.SaveEveryMinutes(config.checkpoint_minutes))
+    resume = checkpoints.ResumeState(trainer, timer.elapsed, checkpoints.last_checkpoint(output_dir))
+    trainer.add_callback(resume)  # after every callback that asks for a checkpoint
     if run_config is not None and config.report_to:
         trainer.add_callback(
             RunConfigCallback(run_config, config.report_to, trainer.callback_handler.callbacks)
@@ -270,10 +269,10 @@ def train(
     with PeakMemory() as memory:
         trainer.add_callback(MemoryPhases(memory))
         start = time.perf_counter()
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        trainer.train(resume_from_checkpoint=resume.path)
         wall = time.perf_counter() - start
     checkpoints.drop_checkpoints(output_dir)
-    train_seconds = before + (sum(timer.epoch_seconds) or wall)
+    train_seconds = resume.train_seconds(sum(timer.epoch_seconds), wall)
     epochs = trainer.state.epoch  # as trained: early stopping may end training before config.epochs
     tokens = sum(len(ids) for ids in train_set["input_ids"]) * epochs
     return TrainOutcome(
@@ -287,7 +286,7 @@ def train(
         memory={**memory_over_ranks(memory.report()), "train_wall_seconds_including_eval": wall},
         trainer=trainer,
         learning_rates=effective_learning_rates(trainer.optimizer),
-        resumed={"checkpoint": resume.name, "train_seconds_before": before} if resume else None,
+        resumed=resume.record(sum(timer.epoch_seconds)),
         timing=timer.report(),
     )
 
