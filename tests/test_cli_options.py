@@ -9,6 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
+from peftbench.config import apply_overrides
+from peftbench.errors import PeftbenchError
 
 runner = CliRunner()
 SHAPE = ["--batch-size", "4", "--seq-len", "16"]
@@ -199,7 +201,7 @@ def test_options_a_mode_uses_still_pass(finished, tiny_bert):
     for arguments in (
         ["compare", str(runs), "--reference", "head"],
         ["report", str(runs), "--reference", "head", "--out", str(finished / "report")],
-        ["inspect", "--config", str(finished / "experiment.yaml"), "--set", "methods=[{method: full}]"],
+        ["inspect", "--config", str(finished / "experiment.yaml"), "--set", "methods.0.method=full"],
         [
             "inspect",
             "--model",
@@ -211,3 +213,11 @@ def test_options_a_mode_uses_still_pass(finished, tiny_bert):
     ):
         result = runner.invoke(app, arguments)
         assert result.exit_code == 0, (arguments, result.output)
+
+
+def test_set_indexes_a_list_as_its_own_error_message_suggests():
+    raw = {"methods": [{"method": "lora", "r": 4}], "model": "minilm"}
+    assert apply_overrides(raw, ["methods.0.r=8"])["methods"] == [{"method": "lora", "r": 8}]
+    for wrong in ("methods.1.r=8", "methods.x.r=8", "model.revision=main"):
+        with pytest.raises(PeftbenchError, match="is neither a section's key nor a list's index"):
+            apply_overrides(raw, [wrong])
