@@ -269,8 +269,16 @@ class ExperimentConfig(Strict):
         return self.training.model_copy(update=overrides)
 
 
+def _slot(node: Any, key: str, path: str) -> str | int:
+    if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+        return int(key)
+    if not isinstance(node, dict):
+        raise PeftbenchError(f"override {path!r}: {key!r} is neither a section's key nor a list's index")
+    return key
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply `a.b.c=value` overrides; values are parsed as YAML scalars (safe loader)."""
+    """Apply `a.b.c=value` overrides (methods.0.r=8 indexes a list); values parsed as YAML (safe loader)."""
     for item in overrides:
         if "=" not in item:
             raise PeftbenchError(f"override {item!r} has no '='; write it as key.path=value")
@@ -278,11 +286,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         node = raw
         keys = path.strip().split(".")
         for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise PeftbenchError(f"override {path!r}: {key!r} is not a section")
+            slot = _slot(node, key, path)
+            node = node.setdefault(slot, {}) if isinstance(node, dict) else node[slot]
+        slot = _slot(node, keys[-1], path)
         try:
-            node[keys[-1]] = yaml.safe_load(value)
+            node[slot] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             raise PeftbenchError(
                 f"override {item!r}: the value is not valid YAML ({first_line(exc)}); "

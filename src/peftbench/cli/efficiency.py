@@ -7,6 +7,7 @@ import typer
 from rich.table import Table
 
 from peftbench.cli.app import SET_HELP, app, console, fail
+from peftbench.cli.options import refuse_twice, refuse_unread_keys, refuse_unused
 from peftbench.efficiency.probe_setup import ProbeSetup, meta_base, mib
 from peftbench.errors import PeftbenchError
 
@@ -16,13 +17,46 @@ METHOD_HELP = (
 )
 
 
+# Each flag that also exists as a config key, and that key.
+FLAG_KEYS = {
+    "model": "model.name",
+    "task": "task",
+    "method": "methods",
+    "batch_size": "training.batch_size",
+    "seq_len": "data.max_length",
+    "precision": "training.precision",
+    "gradient_checkpointing": "training.gradient_checkpointing",
+    "optim": "training.optim",
+    "quantization": "model.quantization",
+}
+IN_THE_FILE = {
+    "model": "the file's model is used; change it with --set model=NAME",
+    "task": "the file's task is used; change it with --set task=NAME",
+    "method": "the file's methods are used; change them with --set 'methods=[{method: lora, r: 8}]'",
+}
+
+
 def _probe_setup(
-    config: Path | None, set_: list[str] | None, model: str | None, task: str, method: list[str] | None
+    ctx: typer.Context,
+    config: Path | None,
+    set_: list[str] | None,
+    model: str | None,
+    task: str,
+    method: list[str] | None,
+    reads: tuple[str, ...],
 ) -> ProbeSetup:
-    """From an experiment file (its model, task, methods, batch size and max_length) or from flags."""
+    """From an experiment file (its model, task, methods, batch size and max_length) or from flags, --set
+    applied to either; options that would be ignored are refused."""
     from peftbench.efficiency.probe_setup import from_config, from_flags
 
-    return from_config(config, set_) if config else from_flags(model, task, method)
+    if config:
+        refuse_unused(ctx, IN_THE_FILE, "with --config")
+    refuse_unread_keys(set_, reads, ctx.command.name)
+    refuse_twice(ctx, set_, {name: key for name, key in FLAG_KEYS.items() if name in ctx.params})
+    setup = from_config(config, set_) if config else from_flags(model, task, method, set_)
+    if setup.task != "classification":
+        refuse_unused(ctx, {"num_labels": "drop it"}, f"by a {setup.task} model (no label head)")
+    return setup
 
 
 ConfigPathOption = Annotated[
@@ -39,11 +73,14 @@ Checkpointing = Annotated[
     bool | None,
     typer.Option(
         "--gradient-checkpointing/--no-gradient-checkpointing",
-        help="Default: training.gradient_checkpointing of --config, else off",
+        help="Default: training.gradient_checkpointing (from --config or --set), else off",
     ),
 ]
 Optim = Annotated[
     str | None, typer.Option(help="The Trainer's optimizer (adamw_torch_fused, adamw_8bit, adafactor, ...)")
+]
+PrecisionOption = Annotated[
+    str, typer.Option(help="fp32, bf16 or fp16 autocast; auto: training.precision, resolved on this machine")
 ]
 Bits = Annotated[
     int | None,
@@ -73,6 +110,7 @@ def _write_json(path: Path, setup: ProbeSetup, precision: str, found: list) -> N
 
 @app.command()
 def inspect(
+    ctx: typer.Context,
     config: ConfigPathOption = None,
     model: ModelNameOption = None,
     task: TaskNameOption = "classification",
@@ -82,9 +120,7 @@ def inspect(
         int | None, typer.Option(min=1, help="Default: the config's max_length, else 128")
     ] = None,
     num_labels: NumLabelsOption = 2,
-    precision: Annotated[
-        str, typer.Option(help="auto, fp32, bf16 or fp16 (autocast weight copies)")
-    ] = "auto",
+    precision: PrecisionOption = "auto",
     gradient_checkpointing: Checkpointing = None,
     optim: Optim = None,
     quantization: Bits = None,
@@ -94,13 +130,12 @@ def inspect(
     """Parameters, artifact size and an estimate of training memory per method, from the model's config
     alone (meta device: no weights are loaded or downloaded)."""
     from peftbench.efficiency.estimate import METHOD
-    from peftbench.efficiency.probe_setup import inspection_table, with_memory_flags
+    from peftbench.efficiency.probe_setup import READS, inspection_table, with_memory_flags
     from peftbench.training import resolve_precision
 
     try:
-        setup = with_memory_flags(
-            _probe_setup(config, set_, model, task, method), gradient_checkpointing, optim, quantization
-        )
+        setup = _probe_setup(ctx, config, set_, model, task, method, READS)
+        setup = with_memory_flags(setup, gradient_checkpointing, optim, quantization)
         precision = resolve_precision(setup.precision if precision == "auto" else precision)
         setup.num_labels = num_labels
         setup.batch_size, setup.seq_len = batch_size or setup.batch_size, seq_len or setup.seq_len
@@ -115,6 +150,7 @@ def inspect(
 
 @app.command("probe-batch")
 def probe_batch(
+    ctx: typer.Context,
     config: ConfigPathOption = None,
     model: ModelNameOption = None,
     task: TaskNameOption = "classification",
@@ -127,9 +163,7 @@ def probe_batch(
         typer.Option(help="GiB a CPU run may use (default: memory available now); ignored on CUDA"),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Largest batch size tried")] = 4096,
-    precision: Annotated[
-        str, typer.Option(help="auto, fp32, bf16 or fp16 autocast for the CUDA steps")
-    ] = "auto",
+    precision: PrecisionOption = "auto",
     num_labels: NumLabelsOption = 2,
     gradient_checkpointing: Checkpointing = None,
     optim: Optim = None,
@@ -143,19 +177,21 @@ def probe_batch(
     import torch
 
     from peftbench.efficiency.probe import probe_method
-    from peftbench.efficiency.probe_setup import probe_table, with_memory_flags
+    from peftbench.efficiency.probe_setup import READS, probe_table, with_memory_flags
     from peftbench.training import resolve_precision
 
+    on_cuda = torch.cuda.is_available()
+    reads = tuple(key for key in READS if key != "training.batch_size")  # the batch is what is searched
     try:
-        precision = resolve_precision(precision)
-        setup = with_memory_flags(
-            _probe_setup(config, set_, model, task, method), gradient_checkpointing, optim, None
-        )
+        if on_cuda:
+            refuse_unused(ctx, {"memory_budget": "the GPU's own memory is the budget; drop it"}, "on CUDA")
+        setup = _probe_setup(ctx, config, set_, model, task, method, reads)
+        setup = with_memory_flags(setup, gradient_checkpointing, optim, None)
+        precision = resolve_precision(setup.precision if precision == "auto" else precision)
         setup.num_labels, setup.seq_len = num_labels, seq_len or setup.seq_len
         source, task_obj, base = meta_base(setup)
     except PeftbenchError as exc:
         fail(exc)
-    on_cuda = torch.cuda.is_available()
     budget = None if on_cuda else int((memory_budget or psutil.virtual_memory().available / 2**30) * 2**30)
 
     def build():
@@ -177,8 +213,19 @@ def probe_batch(
     console.print(f"[dim]{probes[0].how}; searched 1..{limit} by doubling, then bisection[/dim]")
 
 
+def _run_task(run_dir: Path) -> str | None:
+    """The task of the run in RUN_DIR, None when it cannot be read (run_benchmark then says why)."""
+    import yaml
+
+    try:
+        return (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("task", "classification")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+
+
 @app.command("bench-inference")
 def bench_inference(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A finished run with an adapter, e.g. runs/NAME/lora")],
     samples: Annotated[int, typer.Option(min=1, help="Test examples (prompts) per timed pass")] = 64,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
@@ -191,6 +238,9 @@ def bench_inference(
     from peftbench.efficiency.bench import run_benchmark
 
     try:
+        task = _run_task(run_dir)
+        if task not in (None, "generation"):
+            refuse_unused(ctx, {"max_new_tokens": "drop it"}, f"by a {task} run (it generates nothing)")
         report = run_benchmark(run_dir, samples, batch_size, warmup, repeats, max_new_tokens)
     except PeftbenchError as exc:
         fail(exc)

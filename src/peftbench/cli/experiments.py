@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from peftbench.cli.app import SET_HELP, app, console, fail
+from peftbench.cli.options import given, refuse_twice, refuse_unused
 from peftbench.errors import PeftbenchError
 
 
@@ -26,8 +27,12 @@ def _execute(config, force: bool = False, inline: bool = False, ray=None) -> Non
         raise typer.Exit(1)
 
 
+RAY_ONLY = {name: "add --executor ray, or drop it" for name in ("address", "cpus_per_run", "gpus_per_run")}
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="Experiment YAML")],
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     force: Annotated[bool, typer.Option(help="Redo runs that are already complete")] = False,
@@ -49,17 +54,38 @@ def run(
     from peftbench.experiment import load_config
     from peftbench.launch import RayOptions
 
-    if executor not in ("local", "ray"):
-        fail(PeftbenchError(f"--executor '{executor}' is not known; use local or ray"))
-    ray = RayOptions(address, cpus_per_run, gpus_per_run) if executor == "ray" else None
     try:
+        if executor not in ("local", "ray"):
+            raise PeftbenchError(f"--executor '{executor}' is not known; use local or ray")
+        if executor != "ray":
+            refuse_unused(ctx, RAY_ONLY, "without --executor ray")
+        ray = RayOptions(address, cpus_per_run, gpus_per_run) if executor == "ray" else None
         _execute(load_config(config, set_), force, inline, ray)
     except PeftbenchError as exc:
         fail(exc)
 
 
+# Each flag of `train` and the config key it writes.
+TRAIN_FLAG_KEYS = {
+    "model": "model",
+    "dataset": "data.dataset",
+    "method": "methods",
+    "task": "task",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "learning_rate": "training.learning_rate",
+    "lora_r": "methods",
+    "lora_alpha": "methods",
+    "data_fraction": "data.data_fraction",
+    "name": "name",
+    "output_dir": "output_dir",
+    "seed": "seed",
+}
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option(help="Alias (minilm, smollm2-135m), hub id or local path")],
     dataset: Annotated[str, typer.Option(help="drugscom, a hub id, or a local data file")],
     method: Annotated[str, typer.Option(help="Method name; see `peftbench methods`")] = "lora",
@@ -101,13 +127,29 @@ def train(
         "methods": [{"method": method, **options}],
     }
     try:
+        refuse_twice(ctx, set_, TRAIN_FLAG_KEYS)
         _execute(build_config(apply_overrides(raw, set_ or [])))
     except PeftbenchError as exc:
         fail(exc)
 
 
+def _check_reference(ctx: typer.Context, directory: Path, reference: str) -> None:
+    """A --reference that names no run or method would leave every delta out without a word."""
+    from peftbench.run_folder import finished_results
+
+    found = finished_results(directory)
+    known = {r.get("cell") or r.get("run") for r in found} | {r.get("method", {}).get("name") for r in found}
+    known.discard(None)
+    if given(ctx, "reference") and known and reference not in known:
+        raise PeftbenchError(
+            f"--reference '{reference}' names no run or method under '{directory}'; "
+            f"pick one of: {', '.join(sorted(known))}"
+        )
+
+
 @app.command()
 def compare(
+    ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Experiment or runs folder")],
     reference: Annotated[str, typer.Option(help="Run or method the deltas are taken against")] = "full",
     markdown_out: Annotated[
@@ -121,11 +163,14 @@ def compare(
     from peftbench.results import write_atomic
 
     try:
+        _check_reference(ctx, directory, reference)
         table, names = comparison.rows(directory, reference)
+        merged = comparison.samples(directory, samples)
+        if not merged:
+            refuse_unused(ctx, {"samples": "drop it"}, "here: only generation runs save samples, none did")
     except PeftbenchError as exc:
         fail(exc)
     console.print(comparison.rich_table(table, names, reference))
-    merged = comparison.samples(directory, samples)
     if merged:
         console.print(comparison.rich_samples(merged))
     if markdown_out:
@@ -155,6 +200,7 @@ def demo(
 
 @app.command()
 def report(
+    ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Experiment folder (runs/<name>)")],
     reference: Annotated[str, typer.Option(help="Run or method the others are tested against")] = "full",
     out: Annotated[Path | None, typer.Option(help="Output folder (default: DIRECTORY)")] = None,
@@ -163,6 +209,7 @@ def report(
     from peftbench import report as reporting
 
     try:
+        _check_reference(ctx, directory, reference)
         built = reporting.build(directory, reference)
     except PeftbenchError as exc:
         fail(exc)

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import yaml
 from rich.table import Table
 
-from peftbench.config import MethodConfig, QuantizationConfig
+from peftbench.config import MethodConfig, QuantizationConfig, apply_overrides
 from peftbench.efficiency.memory_options import MemoryOptions
 from peftbench.errors import PeftbenchError
 
 if TYPE_CHECKING:
+    from peftbench.config import ExperimentConfig
     from peftbench.efficiency.estimate import Inspection
 
 
@@ -46,12 +47,25 @@ class ProbeSetup:
     memory: MemoryOptions = field(default_factory=MemoryOptions)
 
 
-def from_config(path: Path, overrides: list[str] | None) -> ProbeSetup:
-    """An experiment file's model, task, methods, batch size, max_length and memory settings."""
-    from peftbench.experiment import load_config
+# The experiment keys from_experiment reads ("*": and every key under it); --set of any other key is moot.
+READS = (
+    "model",
+    "model.name",
+    "model.quantization*",
+    "task",
+    "methods*",
+    "training.batch_size",
+    "training.precision",
+    "training.gradient_checkpointing",
+    "training.optim",
+    "data.max_length",
+)
+
+
+def from_experiment(loaded: "ExperimentConfig") -> ProbeSetup:
+    """An experiment's model, task, methods, batch size, max_length and memory settings."""
     from peftbench.grid import expand_methods
 
-    loaded = load_config(path, overrides)
     training = loaded.training
     return ProbeSetup(
         loaded.model.name,
@@ -64,10 +78,55 @@ def from_config(path: Path, overrides: list[str] | None) -> ProbeSetup:
     )
 
 
-def from_flags(model: str | None, task: str, methods: list[str] | None) -> ProbeSetup:
+def from_config(path: Path, overrides: list[str] | None) -> ProbeSetup:
+    from peftbench.experiment import load_config
+
+    return from_experiment(load_config(path, overrides))
+
+
+def from_flags(
+    model: str | None, task: str, methods: list[str] | None, overrides: list[str] | None = None
+) -> ProbeSetup:
+    """The flags as the experiment they describe, with --set applied to it as to an experiment file: 16
+    examples of 128 tokens unless set."""
     if not model:
         raise PeftbenchError("give --model (an alias, hub id or path) or --config with an experiment file")
-    return ProbeSetup(model, task, [parse_method(m) for m in methods or ["full", "lora"]], 16, 128)
+    raw = {
+        "name": "inspect",
+        "task": task,
+        "model": {"name": model},
+        "data": {"dataset": "-", "max_length": 128},  # the dataset is never read here
+        "training": {"batch_size": 16},
+        "methods": [parse_method(m).model_dump(exclude_none=True) for m in methods or ["full", "lora"]],
+    }
+    return from_experiment(_checked(apply_overrides(raw, overrides or [])))
+
+
+def _checked(raw: dict) -> "ExperimentConfig":
+    """The flags' experiment, checked as a file would be, except that methods may repeat: as rows of a
+    table, labelled by their options, they need no distinct run names."""
+    from pydantic import ValidationError
+
+    from peftbench.config import ExperimentConfig
+    from peftbench.grid import expand_methods
+    from peftbench.methods import validate_method
+    from peftbench.schema import explain
+
+    methods = raw["methods"]
+    if isinstance(methods, list):
+        raw["methods"] = [
+            {"name": f"row{i}", **m} if isinstance(m, dict) else m for i, m in enumerate(methods)
+        ]
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise PeftbenchError(explain(exc, ExperimentConfig)) from None
+    entries = [
+        e.model_copy(update={"name": m.get("name")}) for e, m in zip(config.methods, methods, strict=True)
+    ]
+    for entry in expand_methods(entries):
+        validate_method(entry)
+    return config.model_copy(update={"methods": entries})
 
 
 def with_memory_flags(
