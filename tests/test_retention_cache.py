@@ -7,9 +7,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 from conftest import WORDS
+from typer.testing import CliRunner
 
 from peftbench import retention
+from peftbench.cli import app
 from peftbench.config import QuantizationConfig
 from peftbench.experiment import build_config
 from peftbench.grid import RunSpec
@@ -125,3 +128,15 @@ def test_inline_runs_sharing_a_process_score_alpha_zero_once(config):
     assert (second["forgetting"]["cache"], second["interpolation_info"]["cache"]) == ("hit", "hit")
     assert second["interpolation"][0] == first["interpolation"][0]
     assert len(list((inputs.directory / retention.CACHE_FOLDER).iterdir())) == 2  # before, alpha 0
+
+
+def test_the_default_executor_scores_alpha_zero_once_across_its_processes(config, tmp_path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["run", str(path)])  # one worker process per run
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "runs" / "cached"
+    full, bitfit = (json.loads((folder / name / "result.json").read_text()) for name in ("full", "bitfit"))
+    assert (full["forgetting"]["cache"], full["interpolation_info"]["cache"]) == ("miss", "miss")
+    assert (bitfit["forgetting"]["cache"], bitfit["interpolation_info"]["cache"]) == ("hit", "hit")
+    assert bitfit["interpolation"][0] == full["interpolation"][0]
