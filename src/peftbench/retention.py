@@ -50,10 +50,11 @@ def _digest(key: dict) -> str:
 
 def _cached(inputs: RunInputs, kind: str, key: dict, compute) -> tuple[object, str]:
     """The value stored for `key` in the experiment folder ("hit"), or computed now and stored ("miss").
-    One file per key, written atomically: parallel runs never lose each other's entries."""
+    One file per key, written atomically: parallel runs never lose each other's entries. The file name
+    hashes the whole key; the key inside is stored as written, secret values redacted."""
     path = Path(inputs.directory) / CACHE_FOLDER / f"{kind}-{_digest(key)}.json"
     stored = results.read_json(path) or {}
-    if "value" in stored and stored.get("key") == json.loads(json.dumps(key, default=str)):
+    if "value" in stored and stored.get("key") == results.redact(json.loads(json.dumps(key, default=str))):
         return stored["value"], "hit"
     value = compute()
     results.write_json(path, {"key": key, "value": value})
