@@ -84,7 +84,7 @@ def test_forgetting_false_turns_both_off(tmp_path, tiny_gpt2, data_to_text_csv, 
     config = config.model_copy(update={"forgetting": None})
     result, inputs = _run(config)
     assert result["forgetting"] is None and result["interpolation"] is None
-    assert not (inputs.directory / retention.BEFORE_FILE).exists()
+    assert not (inputs.directory / retention.CACHE_FOLDER).exists()
 
 
 def test_encoder_without_mlm_head_gives_null_with_the_reason(tmp_path, tiny_bert, reviews_csv, general_text):

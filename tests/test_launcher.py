@@ -81,8 +81,8 @@ def test_two_process_ddp_reproduces_the_single_process_run(tmp_path, tiny_bert, 
     # The test split is scored in batches split across the ranks, padded differently: a looser bound.
     assert ddp["metrics"]["test"]["loss"] == pytest.approx(single["metrics"]["test"]["loss"], rel=1e-3)
     memory = ddp["efficiency"]
-    assert memory["ranks"] == 2 and memory["peak_rss_bytes"] == max(
-        r["peak_rss_bytes"] for r in memory["per_rank"]
+    assert memory["ranks"] == 2 and memory["peak_rss_above_start_bytes"] == max(
+        r["peak_rss_above_start_bytes"] for r in memory["per_rank"]
     )
     left = {p.name for p in (tmp_path / "runs" / "ddp").iterdir()} - {".specs"}  # spec files are removed
-    assert sorted(left) == [".peftbench.lock", "experiment.yaml", "full"]
+    assert sorted(left) == [".peftbench.lock", "experiment.yaml", "full", "retention-cache"]

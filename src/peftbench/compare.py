@@ -14,7 +14,7 @@ COST_COLUMNS = [
     "fewer_trainable_x",
     "artifact_mb",
     "train_seconds",
-    "peak_rss_mb",
+    "peak_rss_above_start_mb",
 ]
 
 
@@ -59,7 +59,7 @@ SHORT = {
     "fewer_trainable_x": "x fewer",
     "artifact_mb": "MB",
     "train_seconds": "train s",
-    "peak_rss_mb": "RSS MB",
+    "peak_rss_above_start_mb": "RSS↑ MB",
 }
 
 
@@ -72,7 +72,12 @@ def short(column: str) -> str:
 def rich_table(table: list[dict], names: list[str], reference: str):
     from rich.table import Table
 
-    view = Table(title=f"test split; Δ against '{reference}'", padding=(0, 1), collapse_padding=True)
+    caption = (
+        "RSS↑: peak RSS in training above the run's start" if "peak_rss_above_start_mb" in names else None
+    )
+    view = Table(
+        title=f"test split; Δ against '{reference}'", caption=caption, padding=(0, 1), collapse_padding=True
+    )
     for column in names:
         view.add_column(
             short(column),

@@ -1,5 +1,7 @@
 """Efficiency measurements. Figures a device cannot give are None, never a crash."""
 
+import ctypes
+import gc
 import threading
 from pathlib import Path
 
@@ -36,10 +38,22 @@ def weights_bytes(model: nn.Module) -> int:
 PHASES = ("train", "eval")
 
 
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's malloc_trim; nothing elsewhere),
+    so the RSS at a run's start holds what is live, not what an earlier run in the process freed."""
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):  # not glibc (macOS, musl, Windows)
+        return
+    trim(0)
+
+
 class PeakMemory:
     """Peak process RSS sampled on a thread (every 50 ms) plus CUDA's own peak counters, kept per phase:
     samples count for `phase` ('train' unless switched, e.g. by MemoryPhases), and the CUDA counters are
-    read and reset at every switch."""
+    read and reset at every switch. The comparable figure is the peak above the RSS at the start: runs that
+    share a process (--inline) would otherwise each carry what the earlier runs left resident."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
@@ -54,7 +68,12 @@ class PeakMemory:
 
     @property
     def peak_rss(self) -> int:
+        """The process's absolute training peak (everything resident, earlier runs' leftovers included)."""
         return self.rss["train"]
+
+    @property
+    def peak_above_start(self) -> int:
+        return max(0, self.rss["train"] - self.baseline_rss)
 
     def _record_rss(self) -> None:
         phase = self.phase
@@ -81,6 +100,7 @@ class PeakMemory:
         self.phase = phase
 
     def __enter__(self) -> "PeakMemory":
+        release_freed_memory()
         self.baseline_rss = self.rss[self.phase] = self.process.memory_info().rss
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -99,18 +119,24 @@ class PeakMemory:
         cuda = torch.cuda.is_available()
         evaluated = self.rss["eval"] > 0
         return {
-            "peak_rss_bytes": self.rss["train"],
+            "peak_rss_above_start_bytes": self.peak_above_start,
+            "process_peak_rss_bytes": self.rss["train"],
             "baseline_rss_bytes": self.baseline_rss,
             "cuda_peak_allocated_bytes": self.cuda_allocated["train"],
             "cuda_peak_reserved_bytes": self.cuda_reserved["train"],
-            "eval_peak_rss_bytes": self.rss["eval"] if evaluated else None,
+            "eval_peak_rss_above_start_bytes": max(0, self.rss["eval"] - self.baseline_rss)
+            if evaluated
+            else None,
+            "eval_process_peak_rss_bytes": self.rss["eval"] if evaluated else None,
             "eval_cuda_peak_allocated_bytes": self.cuda_allocated["eval"],
             "eval_cuda_peak_reserved_bytes": self.cuda_reserved["eval"],
-            "memory_method": f"process RSS sampled every {self.interval * 1000:g} ms "
-            "(includes the loaded model), split by phase: "
+            "memory_method": f"process RSS sampled every {self.interval * 1000:g} ms, split by phase: "
             "training steps vs per-epoch validation (from on_epoch_end to on_evaluate); eval_* are the "
-            "validation peaks, None when no validation ran. RSS keeps memory the allocator has not returned, "
-            "so a phase's peak can include what an earlier phase left"
+            "validation peaks, None when no validation ran. *_above_start: the peak minus baseline_rss, the "
+            "RSS when training started (garbage collected and freed heap returned first; the prepared model "
+            "is in it), comparable between runs that share a process; process_*: the absolute RSS, which "
+            "includes whatever the process held before the run. RSS keeps memory the allocator has not "
+            "returned, so a phase's peak can include what an earlier phase left"
             + ("; CUDA peak counters read and reset at train start and at each phase change" if cuda else ""),
         }
 

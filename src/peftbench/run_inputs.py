@@ -52,6 +52,37 @@ def prepare_inputs(config: ExperimentConfig) -> RunInputs:
     return RunInputs(config, source, tokenizer, task, data, base, directory)
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+def _weight_files(path: str) -> list | None:
+    """Size and time of a local model's weight files, so weights replaced in place give another key."""
+    folder = Path(path)
+    if folder.is_file():
+        files = [folder]
+    elif folder.is_dir():
+        files = sorted(f for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES and f.is_file())
+    else:
+        return None  # a hub id: its revision is in the model section
+    return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def model_identity(inputs: RunInputs) -> dict:
+    """Everything that changes the base model's outputs, for cache keys: the whole `model` section (a new
+    field there joins the key by itself), where it resolved to and its weight files, the attention it
+    runs, the precision and the loaded dtype, and the device kind."""
+    model = inputs.base_model
+    return {
+        "model": inputs.config.model.model_dump(mode="json"),
+        "path": inputs.source.path,
+        "weights": _weight_files(inputs.source.path),
+        "attention": getattr(model.config, "_attn_implementation", None) or inputs.source.attention,
+        "precision": inputs.config.training.precision,
+        "dtype": str(next(model.parameters()).dtype),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+
+
 def preflight(inputs: RunInputs) -> None:
     """Apply every method to a copy of the model before training anything, so a misfit fails fast."""
     for entry in inputs.config.methods:

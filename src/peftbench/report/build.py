@@ -44,8 +44,13 @@ def _figures(groups, primary: str, search: dict | None) -> dict[str, bytes | Non
         f"{primary} against trainable parameters": plots.quality_against(
             groups, primary, "trainable_params", "trainable parameters (log)", log=True
         ),
-        f"{primary} against peak memory": plots.quality_against(
-            groups, primary, "peak_rss_bytes", "peak RSS (MiB)", log=False, scale=1 / 2**20
+        f"{primary} against peak RSS above start": plots.quality_against(
+            groups,
+            primary,
+            "peak_rss_above_start_bytes",
+            "peak RSS above start (MiB)",
+            log=False,
+            scale=1 / 2**20,
         ),
         "Training time per method": plots.training_time(groups),
         "Confusion matrices (first seed)": plots.confusion_matrices(groups),

@@ -92,7 +92,7 @@ def _cost(group: RunGroup, reference: RunGroup | None) -> dict:
         "fewer_trainable_x": reference_trainable / trainable if reference_trainable and trainable else None,
         "artifact_mb": _mb(_mean(group.efficiency("artifact_bytes"))),
         "train_seconds": _mean(group.efficiency("train_seconds")),
-        "peak_rss_mb": _mb(_mean(group.efficiency("peak_rss_bytes"))),
+        "peak_rss_above_start_mb": _mb(_mean(group.efficiency("peak_rss_above_start_bytes"))),
         "learning_rate": rates.get("body"),
         "head_learning_rate": rates.get("head"),
     }

@@ -130,7 +130,16 @@ def _rates(row: dict) -> str:
 
 
 def cost_table(rows: list[dict]) -> Table:
-    header = ["run", "trainable", "%", "× fewer", "lr body / head", "train s", "RSS MiB", "artifact MiB"]
+    header = [
+        "run",
+        "trainable",
+        "%",
+        "× fewer",
+        "lr body / head",
+        "train s",
+        "RSS above start MiB",
+        "artifact MiB",
+    ]
     body = []
     for row in rows:
         cells = [
@@ -140,14 +149,16 @@ def cost_table(rows: list[dict]) -> Table:
             format_value(row["fewer_trainable_x"]),
             _rates(row),
             format_value(row["train_seconds"]),
-            format_value(row["peak_rss_mb"]),
+            format_value(row["peak_rss_above_start_mb"]),
             format_value(row["artifact_mb"]),
         ]
         body.append([(c, "") for c in cells])
     legend = (
         "trainable: trainable parameters (%: of all); × fewer: the reference's trainable parameters over "
         "the run's. lr body / head: peak learning rates of the optimizer's groups (body or adapter, task "
-        "head). train s: training seconds, evaluation excluded. RSS MiB: peak resident memory of the whole "
-        "process, sampled every 50 ms. artifact MiB: the .safetensors files the method ships."
+        "head). train s: training seconds, evaluation excluded. RSS above start MiB: the peak resident "
+        "memory during training steps (sampled every 50 ms) minus the process's RSS when the run's training "
+        "started, so the model loaded before is not in it and runs sharing a process are comparable. "
+        "artifact MiB: the .safetensors files the method ships."
     )
     return Table(header, body, legend)

@@ -13,7 +13,7 @@ FRACTIONS = {"accuracy", "f1_macro"}  # 0-1; text metrics (BLEU, ROUGE, chrF) ar
 BASELINE_WORDS = {"majority": "the majority class", "untrained": "the untrained model"}
 COST_CRITERIA = (
     ("trainable_params", "Fewest trainable parameters", "{:,.0f}"),
-    ("peak_rss_mb", "Least memory (peak RSS)", "{:,.0f} MiB"),
+    ("peak_rss_above_start_mb", "Least memory (peak RSS above start)", "{:,.0f} MiB"),
     ("train_seconds", "Fastest training", "{:.3g} s"),
 )
 
