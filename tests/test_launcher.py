@@ -85,4 +85,4 @@ def test_two_process_ddp_reproduces_the_single_process_run(tmp_path, tiny_bert, 
         r["peak_rss_bytes"] for r in memory["per_rank"]
     )
     left = {p.name for p in (tmp_path / "runs" / "ddp").iterdir()} - {".specs"}  # spec files are removed
-    assert sorted(left) == [".peftbench.lock", "experiment.yaml", "full"]
+    assert sorted(left) == [".peftbench.lock", "current_runs.json", "experiment.yaml", "full"]

@@ -9,13 +9,19 @@ from peftbench.cli.app import SET_HELP, app, console, fail
 from peftbench.errors import PeftbenchError
 
 
+def print_warnings(lines: list[str]) -> None:
+    for line in lines:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+
+
 def _execute(config, force: bool = False, inline: bool = False, ray=None) -> None:
     from peftbench.compare import rich_samples, rich_table, rows, samples
     from peftbench.executor import run_grid
 
     directory, failed = run_grid(config, force=force, inline=inline, console=console, ray=ray)
-    table, names = rows(directory, "full")
+    table, names, warnings = rows(directory, "full")
     console.print(rich_table(table, names, "full"))
+    print_warnings(warnings)
     merged = samples(directory, 2)
     if merged:
         console.print(rich_samples(merged))
@@ -121,10 +127,11 @@ def compare(
     from peftbench.results import write_atomic
 
     try:
-        table, names = comparison.rows(directory, reference)
+        table, names, warnings = comparison.rows(directory, reference)
     except PeftbenchError as exc:
         fail(exc)
     console.print(comparison.rich_table(table, names, reference))
+    print_warnings(warnings)
     merged = comparison.samples(directory, samples)
     if merged:
         console.print(comparison.rich_samples(merged))

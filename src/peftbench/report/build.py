@@ -6,7 +6,7 @@ from peftbench.lr_search import SUMMARY_FILE
 from peftbench.report.collect import (
     data_warnings,
     find_reference,
-    load_run_groups,
+    load_current_groups,
     merge_samples,
     warnings_for,
 )
@@ -59,7 +59,7 @@ def build(root: Path, reference: str = "full") -> Report:
     from peftbench.report.stability import best_alpha_sentences, unmeasured_forgetting
     from peftbench.tasks import TASKS
 
-    groups = load_run_groups(root)
+    groups, left_out = load_current_groups(root)
     search = read_json(root / SUMMARY_FILE)
     task = groups[0].runs[0].get("task", "classification")
     metrics = list(TASKS.get(task).headline_metrics)
@@ -83,6 +83,7 @@ def build(root: Path, reference: str = "full") -> Report:
             *best_alpha_sentences(groups),
         ],
         warnings=[
+            *left_out,
             *data_warnings(groups),
             *warnings_for(groups, reference_group, task),
             *curve_warnings(groups),

@@ -10,7 +10,8 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from peftbench.errors import PeftbenchError
-from peftbench.run_folder import finished_runs
+from peftbench.report.current import left_out_warnings
+from peftbench.run_folder import select_current
 from peftbench.stats import (
     SIGNIFICANCE,
     accuracy_resolution,
@@ -48,17 +49,25 @@ class RunGroup:
 
 
 def load_run_groups(root: Path) -> list[RunGroup]:
-    """Every complete run under root, grouped by configuration (result.json's "cell": the run name
-    without its seed)."""
+    return load_current_groups(root)[0]
+
+
+def load_current_groups(root: Path) -> tuple[list[RunGroup], list[str]]:
+    """The complete runs of the current experiment under root, grouped by configuration (result.json's
+    "cell": the run name without its seed), and a warning naming the runs of earlier configurations
+    left out."""
+    selection = select_current(root)
     groups: dict[str, RunGroup] = {}
-    for run in finished_runs(root):
+    for run in selection.current:
         result = run.result
         result["_dir"] = str(run.folder)
         name = result.get("cell") or result["run"]
         groups.setdefault(name, RunGroup(name)).runs.append(result)
+    warnings = left_out_warnings(selection)
     if not groups:
-        raise PeftbenchError(f"no complete runs under '{root}'; run `peftbench run CONFIG` first")
-    return list(groups.values())
+        also = f" ({warnings[0]})" if warnings else ""
+        raise PeftbenchError(f"no complete runs under '{root}'{also}; run `peftbench run CONFIG` first")
+    return list(groups.values()), warnings
 
 
 def find_reference(groups: list[RunGroup], reference: str) -> RunGroup | None:
