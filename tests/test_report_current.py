@@ -1,4 +1,5 @@
-"""A report is of one configuration: runs an earlier configuration left behind are named, never mixed in."""
+"""A report is of one configuration: runs an earlier configuration left behind are named, never mixed in;
+the cost table covers every seed."""
 
 import csv
 
@@ -10,6 +11,8 @@ from peftbench import lr_search, results, run_folder
 from peftbench.cli import app
 from peftbench.errors import PeftbenchError
 from peftbench.report.collect import load_current_groups
+from peftbench.report.summary import summary_rows
+from peftbench.report.tables import cost_table
 
 runner = CliRunner()
 
@@ -65,6 +68,18 @@ def test_a_folder_run_never_recorded_keeps_every_run_and_says_so(tmp_path):
     groups, warnings = load_current_groups(tmp_path)
     assert len(groups[0].runs) == 2
     assert len(warnings) == 1 and warnings[0].startswith(f"{tmp_path} has no current_runs.json")
+
+
+def test_the_cost_table_summarises_every_seed(tmp_path):
+    """Seeds 1 and 2 trained 1 s and 2 s with 1 and 2 MiB, at rates 0.001 and 0.003 (only a folder
+    written before current_runs.json can hold both): means, and both rates, never the first seed's."""
+    _run(tmp_path, "head@seed1", "a", rate=1e-3)
+    _run(tmp_path, "head@seed2", "b", rate=3e-3, seed=2)
+    groups, _ = load_current_groups(tmp_path)
+    row = summary_rows(groups, None, ["accuracy"], "classification")[0]
+    assert row["train_seconds"] == 1.5 and row["peak_rss_mb"] == 1.5 and row["trainable_params"] == 306
+    assert row["head_learning_rate"] == "0.001, 0.003" and row["learning_rate"] is None
+    assert cost_table([row]).rows[0][4][0] == "– / 0.001, 0.003"
 
 
 @pytest.mark.slow
