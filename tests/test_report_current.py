@@ -1,5 +1,5 @@
 """A report is of one configuration: runs an earlier configuration left behind are named, never mixed in;
-the cost table covers every seed."""
+the cost table covers every seed; the verdict's least-forgetting line."""
 
 import csv
 
@@ -13,6 +13,7 @@ from peftbench.errors import PeftbenchError
 from peftbench.report.collect import load_current_groups
 from peftbench.report.summary import summary_rows
 from peftbench.report.tables import cost_table
+from peftbench.report.verdict import verdict
 
 runner = CliRunner()
 
@@ -80,6 +81,33 @@ def test_the_cost_table_summarises_every_seed(tmp_path):
     assert row["train_seconds"] == 1.5 and row["peak_rss_mb"] == 1.5 and row["trainable_params"] == 306
     assert row["head_learning_rate"] == "0.001, 0.003" and row["learning_rate"] is None
     assert cost_table([row]).rows[0][4][0] == "– / 0.001, 0.003"
+
+
+def _row(run, f1, base_p, forgetting):
+    return {
+        "run": run,
+        "kind": "method",
+        "seeds": 3,
+        "f1_macro": f1,
+        "f1_macro_ci95_low": None,
+        "baseline": "baseline-majority",
+        "baseline_metric": "f1_macro",
+        "baseline_value": 0.33,
+        "baseline_p": base_p,
+        "reference": None,
+        "forgetting": forgetting,
+        "forgetting_metric": "loss",
+        "head_learning_rate": None,
+    }
+
+
+def test_least_forgetting_is_named_among_the_methods_that_learned():
+    rows = [_row("full", 0.9, 0.001, 0.8), _row("lora", 0.8, 0.001, 0.2), _row("bitfit", 0.33, 1.0, 0.0)]
+    text = "\n".join(verdict(rows, "f1_macro", "classification"))
+    assert "Least forgetting among the methods that learned: **lora** (loss after − before +0.2)" in text
+    assert "Least forgetting: none" not in text
+    unlearned = "\n".join(verdict([rows[2]], "f1_macro", "classification"))
+    assert "Least forgetting: none named" in unlearned and "**bitfit** (" not in unlearned
 
 
 @pytest.mark.slow
