@@ -1,5 +1,5 @@
 """A report is of one configuration: runs an earlier configuration left behind are named, never mixed in;
-the cost table covers every seed; the verdict's least-forgetting line."""
+the cost table covers every seed; the verdict's least-forgetting line and the head-rate confound."""
 
 import csv
 
@@ -11,7 +11,7 @@ from peftbench import lr_search, results, run_folder
 from peftbench.cli import app
 from peftbench.errors import PeftbenchError
 from peftbench.report.collect import load_current_groups
-from peftbench.report.summary import summary_rows
+from peftbench.report.summary import head_rate_warnings, summary_rows
 from peftbench.report.tables import cost_table
 from peftbench.report.verdict import verdict
 
@@ -108,6 +108,19 @@ def test_least_forgetting_is_named_among_the_methods_that_learned():
     assert "Least forgetting: none" not in text
     unlearned = "\n".join(verdict([rows[2]], "f1_macro", "classification"))
     assert "Least forgetting: none named" in unlearned and "**bitfit** (" not in unlearned
+
+
+def test_different_head_rates_are_a_confound_warning():
+    rows = [
+        {"run": "full", "kind": "method", "head_learning_rate": 2e-5},
+        {"run": "lora", "kind": "method", "head_learning_rate": 2e-4},
+        {"run": "bitfit", "kind": "method", "head_learning_rate": 2e-4},
+        {"run": "baseline-majority", "kind": "baseline", "head_learning_rate": None},
+    ]
+    (warning,) = head_rate_warnings(rows)
+    assert "different learning rates: 2e-05 (full); 0.0002 (lora, bitfit)" in warning
+    assert "confound" in warning and "training.head_learning_rate" in warning
+    assert head_rate_warnings([{**r, "head_learning_rate": 1e-3} for r in rows]) == []
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import io
 from pathlib import Path
 
 from peftbench.report.collect import find_reference, load_current_groups, merge_samples
-from peftbench.report.summary import format_value, headline_metrics, summary_rows
+from peftbench.report.summary import format_value, head_rate_warnings, headline_metrics, summary_rows
 from peftbench.run_folder import select_current
 
 COST_COLUMNS = [
@@ -24,12 +24,12 @@ def columns(metrics: list[str]) -> list[str]:
 
 def rows(root: Path, reference: str = "full") -> tuple[list[dict], list[str], list[str]]:
     """The report's summary rows (one per configuration, means over seeds), the columns shown, and the
-    warning naming the runs of earlier configurations left out."""
+    warnings: runs of earlier configurations left out, head learning rates that differ."""
     groups, warnings = load_current_groups(root)
     metrics = headline_metrics(groups)
     task = groups[0].runs[0].get("task", "classification")
     table = summary_rows(groups, find_reference(groups, reference), metrics, task)
-    return table, columns(metrics), warnings
+    return table, columns(metrics), warnings + head_rate_warnings(table)
 
 
 def samples(root: Path, count: int) -> list[dict]:

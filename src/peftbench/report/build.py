@@ -12,7 +12,7 @@ from peftbench.report.collect import (
 )
 from peftbench.report.model import Report
 from peftbench.report.render import html, markdown, summary_csv
-from peftbench.report.summary import summary_rows
+from peftbench.report.summary import head_rate_warnings, summary_rows
 from peftbench.report.verdict import verdict
 from peftbench.results import read_json, write_atomic
 
@@ -86,6 +86,7 @@ def build(root: Path, reference: str = "full") -> Report:
             *left_out,
             *data_warnings(groups),
             *warnings_for(groups, reference_group, task),
+            *head_rate_warnings(rows),
             *curve_warnings(groups),
             *unmeasured_forgetting(groups),
         ],

@@ -167,3 +167,21 @@ def format_value(value, column: str = "") -> str:
     if delta:
         return f"{value:+.3g}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def head_rate_warnings(rows: list[dict]) -> list[str]:
+    """Methods that train the task head at different rates: their quality differences mix the method
+    with its head's learning rate."""
+    runs_at: dict[str, list[str]] = {}
+    for row in rows:
+        rate = row.get("head_learning_rate")
+        if row["kind"] == "method" and rate is not None:
+            runs_at.setdefault(rate if isinstance(rate, str) else f"{rate:g}", []).append(row["run"])
+    if len(runs_at) < 2:
+        return []
+    listed = "; ".join(f"{rate} ({', '.join(runs)})" for rate, runs in runs_at.items())
+    return [
+        f"the methods train the task head at different learning rates: {listed}. Quality differences "
+        "between them mix the method with its head's rate (a confound); set training.head_learning_rate "
+        "to train every head at the same rate"
+    ]
