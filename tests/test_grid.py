@@ -94,3 +94,19 @@ def test_a_crashed_worker_is_recorded_and_the_grid_goes_on(tmp_path, experiment,
     rerun = runner.invoke(app, ["run", str(path)])  # failed runs run again, complete ones are skipped
     assert rerun.exit_code == 0 and rerun.output.count("skipped") == 2
     assert _statuses(folder)["full"] == "complete"
+
+
+def test_the_worker_gives_a_run_the_grid_processes_hash_when_the_config_holds_a_secret(
+    experiment, monkeypatch
+):
+    """The spec file a worker reads has secret environment values redacted; its hash must not change."""
+    from peftbench.results import redact_text
+    from peftbench.worker import spec_from_json, spec_to_json
+
+    secret = "hf_secretsecretsecret"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    experiment["model"] = {"name": experiment["model"], "revision": secret}
+    spec = next(s for s in expand(build_config(experiment)) if s.kind == "method")
+    read_back = spec_from_json(redact_text(spec_to_json(spec)))
+    assert read_back.config.model.revision == "<redacted>"
+    assert read_back.config_hash == spec.config_hash

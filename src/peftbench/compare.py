@@ -4,9 +4,10 @@ import csv
 import io
 from pathlib import Path
 
-from peftbench.report.collect import find_reference, load_run_groups, merge_samples
-from peftbench.report.summary import format_value, headline_metrics, summary_rows
-from peftbench.run_folder import finished_results
+from peftbench.report.collect import find_reference, load_current_groups
+from peftbench.report.samples import merge_samples
+from peftbench.report.summary import format_value, head_rate_warnings, headline_metrics, summary_rows
+from peftbench.run_folder import select_current
 
 COST_COLUMNS = [
     "trainable_params",
@@ -22,18 +23,20 @@ def columns(metrics: list[str]) -> list[str]:
     return ["run", "method", *metrics, *(f"delta_{m}" for m in metrics), *COST_COLUMNS]
 
 
-def rows(root: Path, reference: str = "full") -> tuple[list[dict], list[str]]:
-    """The report's summary rows (one per configuration, means over seeds) and the columns shown."""
-    groups = load_run_groups(root)
+def rows(root: Path, reference: str = "full") -> tuple[list[dict], list[str], list[str]]:
+    """The report's summary rows (one per configuration, means over seeds), the columns shown, and the
+    warnings: runs of earlier configurations left out, head learning rates that differ."""
+    groups, warnings = load_current_groups(root)
     metrics = headline_metrics(groups)
     task = groups[0].runs[0].get("task", "classification")
     table = summary_rows(groups, find_reference(groups, reference), metrics, task)
-    return table, columns(metrics)
+    return table, columns(metrics), warnings + head_rate_warnings(table)
 
 
 def samples(root: Path, count: int) -> list[dict]:
-    """The first `count` saved samples under `root`, each with every run's output for the same prompt."""
-    return merge_samples(finished_results(root), count)
+    """The first `count` saved samples of the current runs under `root`, each with every run's output for
+    the same prompt."""
+    return merge_samples([run.result for run in select_current(root).current], count)
 
 
 def markdown(table: list[dict], names: list[str]) -> str:

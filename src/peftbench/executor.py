@@ -237,5 +237,16 @@ def _run_grid(
     del inputs  # subprocess workers load their own; keep the parent small
     failed: list[str] = []
     if config.lr_search:
+        _record_current(directory, [], loop.baselines)  # no final run is current before the rates are chosen
         config, failed = _search(loop, config)
-    return failed + loop.run(expand(config), "run")
+    else:  # a summary that an earlier configuration's search left is not this experiment's
+        (directory / lr_search.SUMMARY_FILE).unlink(missing_ok=True)
+    specs = expand(config)
+    _record_current(directory, specs, loop.baselines)
+    return failed + loop.run(specs, "run")
+
+
+def _record_current(directory: Path, specs: list[RunSpec], baselines: list[str]) -> None:
+    """Before any run starts: which folders, with which config hash, make up the experiment now."""
+    hashes = {folder: spec.config_hash for spec in specs for folder in spec.folders(baselines)}
+    run_folder.write_current(directory, hashes)

@@ -11,6 +11,7 @@ from typing import Literal
 from peftbench import RESULT_SCHEMA_VERSION
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.errors import PeftbenchError
+from peftbench.results import redact_text
 from peftbench.schema import check_name
 
 SEARCH_FOLDER = "lr-search"  # learning-rate search runs, apart from the runs they choose for
@@ -53,9 +54,12 @@ class RunSpec:
 
     @property
     def config_hash(self) -> str:
+        """Of the config with secret environment values redacted, as the worker reads it from its spec
+        file: the grid process and the worker give a run the same hash."""
         identity = self.config.model_dump(mode="json", exclude={"output_dir"})
         identity["kind"], identity["schema"] = self.kind, RESULT_SCHEMA_VERSION
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        text = redact_text(json.dumps(identity, sort_keys=True))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _label(value) -> str:

@@ -113,3 +113,54 @@ def finished_runs(root: Path) -> list[RunRecord]:
 
 def finished_results(root: Path) -> list[dict]:
     return [run.result for run in finished_runs(root)]
+
+
+CURRENT_FILE = "current_runs.json"  # in the experiment folder: its runs as `peftbench run` last expanded them
+
+
+def write_current(directory: Path, hashes: dict[str, str]) -> None:
+    """Record the experiment's current runs (folder relative to `directory` -> config hash), so that
+    `compare` and `report` leave out complete runs that an earlier configuration left behind."""
+    write_json(directory / CURRENT_FILE, {"runs": hashes})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The complete runs under a folder, split by whether the current experiment has them."""
+
+    current: list[RunRecord]
+    earlier: list[RunRecord]  # another config hash, or a folder the current experiment no longer has
+    dropped: list[Path]  # the folders of `earlier` runs that the current experiment no longer has
+    unrecorded: list[Path]  # experiment folders without CURRENT_FILE (older peftbench): all runs kept
+
+
+def _experiment_of(folder: Path, seen: dict[Path, dict | None]) -> tuple[str, dict[str, str]] | None:
+    """The run's folder relative to the nearest folder above it holding CURRENT_FILE, and that file's
+    runs; None when no folder above it has one."""
+    folder = folder.absolute()
+    for parent in folder.parents:
+        if parent not in seen:
+            seen[parent] = read_json(parent / CURRENT_FILE)
+        if seen[parent] is not None:
+            return folder.relative_to(parent).as_posix(), seen[parent].get("runs") or {}
+    return None
+
+
+def select_current(root: Path) -> Selection:
+    """Complete runs under root, kept when their config hash is the one the current experiment gives
+    their folder (all of them in a folder that `peftbench run` never recorded)."""
+    selection = Selection([], [], [], [])
+    seen: dict[Path, dict | None] = {}
+    for run in finished_runs(root):
+        found = _experiment_of(run.folder, seen)
+        if found is None:
+            selection.current.append(run)
+            if run.folder.parent not in selection.unrecorded:
+                selection.unrecorded.append(run.folder.parent)
+        elif found[1].get(found[0]) == run.config_hash:
+            selection.current.append(run)
+        else:
+            selection.earlier.append(run)
+            if found[0] not in found[1]:
+                selection.dropped.append(run.folder)
+    return selection

@@ -10,13 +10,19 @@ from peftbench.cli.options import given, refuse_twice, refuse_unused
 from peftbench.errors import PeftbenchError
 
 
+def print_warnings(lines: list[str]) -> None:
+    for line in lines:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+
+
 def _execute(config, force: bool = False, inline: bool = False, ray=None) -> None:
     from peftbench.compare import rich_samples, rich_table, rows, samples
     from peftbench.executor import run_grid
 
     directory, failed = run_grid(config, force=force, inline=inline, console=console, ray=ray)
-    table, names = rows(directory, "full")
+    table, names, warnings = rows(directory, "full")
     console.print(rich_table(table, names, "full"))
+    print_warnings(warnings)
     merged = samples(directory, 2)
     if merged:
         console.print(rich_samples(merged))
@@ -164,13 +170,14 @@ def compare(
 
     try:
         _check_reference(ctx, directory, reference)
-        table, names = comparison.rows(directory, reference)
+        table, names, warnings = comparison.rows(directory, reference)
         merged = comparison.samples(directory, samples)
         if not merged:
             refuse_unused(ctx, {"samples": "drop it"}, "here: only generation runs save samples, none did")
     except PeftbenchError as exc:
         fail(exc)
     console.print(comparison.rich_table(table, names, reference))
+    print_warnings(warnings)
     if merged:
         console.print(comparison.rich_samples(merged))
     if markdown_out:

@@ -6,13 +6,13 @@ from peftbench.lr_search import SUMMARY_FILE
 from peftbench.report.collect import (
     data_warnings,
     find_reference,
-    load_run_groups,
-    merge_samples,
+    load_current_groups,
     warnings_for,
 )
 from peftbench.report.model import Report
 from peftbench.report.render import html, markdown, summary_csv
-from peftbench.report.summary import summary_rows
+from peftbench.report.samples import merge_samples
+from peftbench.report.summary import head_rate_warnings, summary_rows
 from peftbench.report.verdict import verdict
 from peftbench.results import read_json, write_atomic
 
@@ -64,7 +64,7 @@ def build(root: Path, reference: str = "full") -> Report:
     from peftbench.report.stability import best_alpha_sentences, unmeasured_forgetting
     from peftbench.tasks import TASKS
 
-    groups = load_run_groups(root)
+    groups, left_out = load_current_groups(root)
     search = read_json(root / SUMMARY_FILE)
     task = groups[0].runs[0].get("task", "classification")
     metrics = list(TASKS.get(task).headline_metrics)
@@ -88,8 +88,10 @@ def build(root: Path, reference: str = "full") -> Report:
             *best_alpha_sentences(groups),
         ],
         warnings=[
+            *left_out,
             *data_warnings(groups),
             *warnings_for(groups, reference_group, task),
+            *head_rate_warnings(rows),
             *curve_warnings(groups),
             *unmeasured_forgetting(groups),
         ],

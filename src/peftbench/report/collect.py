@@ -10,7 +10,8 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from peftbench.errors import PeftbenchError
-from peftbench.run_folder import finished_runs
+from peftbench.report.current import left_out_warnings
+from peftbench.run_folder import select_current
 from peftbench.splits import share_warning
 from peftbench.stats import (
     SIGNIFICANCE,
@@ -52,17 +53,25 @@ class RunGroup:
 
 
 def load_run_groups(root: Path) -> list[RunGroup]:
-    """Every complete run under root, grouped by configuration (result.json's "cell": the run name
-    without its seed)."""
+    return load_current_groups(root)[0]
+
+
+def load_current_groups(root: Path) -> tuple[list[RunGroup], list[str]]:
+    """The complete runs of the current experiment under root, grouped by configuration (result.json's
+    "cell": the run name without its seed), and a warning naming the runs of earlier configurations
+    left out."""
+    selection = select_current(root)
     groups: dict[str, RunGroup] = {}
-    for run in finished_runs(root):
+    for run in selection.current:
         result = run.result
         result["_dir"] = str(run.folder)
         name = result.get("cell") or result["run"]
         groups.setdefault(name, RunGroup(name)).runs.append(result)
+    warnings = left_out_warnings(selection)
     if not groups:
-        raise PeftbenchError(f"no complete runs under '{root}'; run `peftbench run CONFIG` first")
-    return list(groups.values())
+        also = f" ({warnings[0]})" if warnings else ""
+        raise PeftbenchError(f"no complete runs under '{root}'{also}; run `peftbench run CONFIG` first")
+    return list(groups.values()), warnings
 
 
 def find_reference(groups: list[RunGroup], reference: str) -> RunGroup | None:
@@ -267,28 +276,12 @@ def data_warnings(groups: list[RunGroup]) -> list[str]:
                 if data.get(key):
                     line = f"{data[key]} of {test} test examples also occur in the {split} split"
                     found[f"data{tag}: {line} (exact duplicate inputs), so {consequence}"] = None
-            for role, kept in (data.get("shares") or {}).items():
-                line = share_warning(role, kept)
-                if line:
-                    found[f"data{tag}: {line}"] = None
-            for split, count in (data.get("dropped_prompts") or {}).items():
-                if count:
-                    line = f"{count} {split} prompts kept none of their tokens (the target took the context)"
-                    found[f"data{tag}: {line}"] = None
+            lines = [share_warning(role, kept) for role, kept in (data.get("shares") or {}).items()]
+            dropped = (data.get("dropped_prompts") or {}).items()
+            lines += [
+                f"{n} {split} prompts kept none of their tokens (the target took the context)"
+                for split, n in dropped
+                if n
+            ]
+            found.update(dict.fromkeys(f"data{tag}: {line}" for line in lines if line))
     return list(found)
-
-
-def merge_samples(found: list[dict], count: int) -> list[dict]:
-    """The first `count` saved samples, each with every run's output for the same prompt."""
-    found = [r for r in found if r.get("samples")]
-    if not found:
-        return []
-    merged = []
-    for i, sample in enumerate(found[0]["samples"][:count]):
-        outputs = {
-            r["run"]: r["samples"][i]["generated"]
-            for r in found
-            if i < len(r["samples"]) and r["samples"][i]["prompt"] == sample["prompt"]
-        }
-        merged.append({"prompt": sample["prompt"], "references": sample["references"], "outputs": outputs})
-    return merged

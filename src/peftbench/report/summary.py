@@ -82,10 +82,19 @@ def _tested(
     }
 
 
+def shared_value(values) -> float | str | None:
+    """The value every seed used; the distinct values, comma-separated, where seeds differ."""
+    found = sorted({v for v in values if v is not None})
+    if len(found) > 1:
+        return ", ".join(f"{v:g}" for v in found)
+    return found[0] if found else None
+
+
 def _cost(group: RunGroup, reference: RunGroup | None) -> dict:
+    """Every seed of the group: means of the measured costs, and the optimizer's own learning rates."""
     trainable = _mean(group.efficiency("trainable_params"))
     reference_trainable = _mean(reference.efficiency("trainable_params")) if reference else None
-    rates = group.runs[0].get("learning_rates") or {}  # the optimizer's own rates, the same for every seed
+    rates = [r.get("learning_rates") or {} for r in group.runs]
     return {
         "trainable_params": trainable,
         "trainable_percent": _mean(group.efficiency("trainable_percent")),
@@ -93,8 +102,8 @@ def _cost(group: RunGroup, reference: RunGroup | None) -> dict:
         "artifact_mb": _mb(_mean(group.efficiency("artifact_bytes"))),
         "train_seconds": _mean(group.efficiency("train_seconds")),
         "peak_rss_above_start_mb": _mb(_mean(group.efficiency("peak_rss_above_start_bytes"))),
-        "learning_rate": rates.get("body"),
-        "head_learning_rate": rates.get("head"),
+        "learning_rate": shared_value(r.get("body") for r in rates),
+        "head_learning_rate": shared_value(r.get("head") for r in rates),
     }
 
 
@@ -158,3 +167,21 @@ def format_value(value, column: str = "") -> str:
     if delta:
         return f"{value:+.3g}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def head_rate_warnings(rows: list[dict]) -> list[str]:
+    """Methods that train the task head at different rates: their quality differences mix the method
+    with its head's learning rate."""
+    runs_at: dict[str, list[str]] = {}
+    for row in rows:
+        rate = row.get("head_learning_rate")
+        if row["kind"] == "method" and rate is not None:
+            runs_at.setdefault(rate if isinstance(rate, str) else f"{rate:g}", []).append(row["run"])
+    if len(runs_at) < 2:
+        return []
+    listed = "; ".join(f"{rate} ({', '.join(runs)})" for rate, runs in runs_at.items())
+    return [
+        f"the methods train the task head at different learning rates: {listed}. Quality differences "
+        "between them mix the method with its head's rate (a confound); set training.head_learning_rate "
+        "to train every head at the same rate"
+    ]

@@ -126,7 +126,9 @@ def _rates(row: dict) -> str:
     body, head = row.get("learning_rate"), row.get("head_learning_rate")
     if body is None and head is None:
         return "–"
-    return " / ".join("–" if rate is None else f"{rate:g}" for rate in (body, head))
+    return " / ".join(
+        format_value(rate) if isinstance(rate, str | None) else f"{rate:g}" for rate in (body, head)
+    )
 
 
 def cost_table(rows: list[dict]) -> Table:
@@ -154,6 +156,7 @@ def cost_table(rows: list[dict]) -> Table:
         ]
         body.append([(c, "") for c in cells])
     legend = (
+        "Every seed of a row: means over its n seeds; learning rates as every seed used them. "
         "trainable: trainable parameters (%: of all); × fewer: the reference's trainable parameters over "
         "the run's. lr body / head: peak learning rates of the optimizer's groups (body or adapter, task "
         "head). train s: training seconds, evaluation excluded. RSS above start MiB: the peak resident "

@@ -131,15 +131,28 @@ def best_lines(methods: list[dict], metric: str, task: str) -> list[str]:
             best = min(measured, key=lambda r: r[key])
             caveat = " (but it did not learn beyond the baselines)" if learned(best, metric) is False else ""
             lines.append(f"{label}: **{best['run']}** ({form.format(best[key])}){caveat}.")
-    forgetting = [r for r in methods if r.get("forgetting") is not None]
-    if forgetting:
-        lower = higher_is_better(forgetting[0].get("forgetting_metric") or "") is False
-        best = min(forgetting, key=lambda r: r["forgetting"] if lower else -r["forgetting"])
-        what = forgetting[0].get("forgetting_metric") or "score"
-        lines.append(
-            f"Least forgetting: **{best['run']}** ({what} after − before {best['forgetting']:+.4g})."
-        )
-    return lines
+    return lines + least_forgetting(methods, metric)
+
+
+def least_forgetting(methods: list[dict], metric: str) -> list[str]:
+    """Named only among the methods that learned: one that learned nothing also forgets nothing, so
+    naming it would only restate that it did not learn."""
+    measured = [r for r in methods if r.get("forgetting") is not None]
+    if not measured:
+        return []
+    what = measured[0].get("forgetting_metric") or "score"
+    candidates = [r for r in measured if learned(r, metric) is True]
+    if not candidates:
+        return [
+            "Least forgetting: none named; no method with forgetting measured is shown to have learned "
+            "beyond the baselines (a method that learned nothing forgets nothing)."
+        ]
+    lower = higher_is_better(what) is False
+    best = min(candidates, key=lambda r: r["forgetting"] if lower else -r["forgetting"])
+    return [
+        f"Least forgetting among the methods that learned: **{best['run']}** ({what} after − before "
+        f"{best['forgetting']:+.4g})."
+    ]
 
 
 def recommendation(methods: list[dict], metric: str) -> str:
