@@ -35,7 +35,7 @@ def test_a_later_run_in_the_same_process_does_not_inherit_what_the_first_left(ex
     inputs = run_inputs.prepare_inputs(config)  # one process, one RunInputs: as --inline runs them
     for entry in config.methods:
         runner.run_method(inputs, entry)
-    table, columns = compare.rows(inputs.directory)
+    table, columns, _ = compare.rows(inputs.directory)
     memory = {row["run"]: row["peak_rss_above_start_mb"] for row in table}
     assert memory["first"] >= 0.9 * LEFT / MIB  # its own allocation is counted
     assert memory["second"] < 0.3 * LEFT / MIB, memory  # not the first run's leftovers
