@@ -33,7 +33,11 @@ def _run(root, folder, config_hash, rate=1e-3, seed=1, method="head", head_rate=
             "training": {"learning_rate": rate, "epochs": 1.0},
             "learning_rates": {"body": None, "head": head_rate or rate},
             "metrics": {"test": {"accuracy": 0.5, "f1_macro": 0.4}},
-            "efficiency": {"trainable_params": 306, "train_seconds": seed, "peak_rss_bytes": seed * 2**20},
+            "efficiency": {
+                "trainable_params": 306,
+                "train_seconds": seed,
+                "peak_rss_above_start_bytes": seed * 2**20,
+            },
             "data": {"data_fraction": 1.0, "sizes": {"test": 10}},
         },
     )
@@ -78,7 +82,11 @@ def test_the_cost_table_summarises_every_seed(tmp_path):
     _run(tmp_path, "head@seed2", "b", rate=3e-3, seed=2)
     groups, _ = load_current_groups(tmp_path)
     row = summary_rows(groups, None, ["accuracy"], "classification")[0]
-    assert row["train_seconds"] == 1.5 and row["peak_rss_mb"] == 1.5 and row["trainable_params"] == 306
+    assert (
+        row["train_seconds"] == 1.5
+        and row["peak_rss_above_start_mb"] == 1.5
+        and row["trainable_params"] == 306
+    )
     assert row["head_learning_rate"] == "0.001, 0.003" and row["learning_rate"] is None
     assert cost_table([row]).rows[0][4][0] == "– / 0.001, 0.003"
 
