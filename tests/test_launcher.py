@@ -85,5 +85,12 @@ def test_two_process_ddp_reproduces_the_single_process_run(tmp_path, tiny_bert, 
         r["peak_rss_above_start_bytes"] for r in memory["per_rank"]
     )
     left = {p.name for p in (tmp_path / "runs" / "ddp").iterdir()} - {".specs"}  # spec files are removed
-    expected = [".peftbench.lock", "current_runs.json", "experiment.yaml", "full", "retention-cache"]
+    expected = [
+        ".peftbench.lock",
+        "current_runs.json",
+        "experiment.yaml",
+        "full",
+        "prepare.log",
+        "retention-cache",
+    ]
     assert sorted(left) == expected

@@ -42,7 +42,7 @@ def demo_config(name: str, quick: bool, output_dir: str) -> ExperimentConfig:
     return build_config(apply_overrides(read_yaml(demo_path(name)), overrides))
 
 
-def run_demo(quick: bool, output_dir: str, console: Console) -> list[Path]:
+def run_demo(quick: bool, output_dir: str, console: Console, verbose: bool = False) -> list[Path]:
     """Run every demo experiment and write its report; returns the report folders."""
     from peftbench import report
     from peftbench.executor import run_grid
@@ -52,7 +52,7 @@ def run_demo(quick: bool, output_dir: str, console: Console) -> list[Path]:
         config = demo_config(name, quick, output_dir)
         console.rule(f"demo: {config.name}")
         # quick: one process for everything (saves the per-run start-up); full: one process per run
-        directory, failed = run_grid(config, inline=quick, console=console)
+        directory, failed = run_grid(config, inline=quick, console=console, verbose=verbose)
         for line in failed:
             console.print(f"[red]error:[/red] run {line}", highlight=False, soft_wrap=True)
         report.write(report.build(directory, "full"), directory)

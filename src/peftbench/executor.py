@@ -1,11 +1,9 @@
 """Run an experiment grid: preflight once, then every spec in its own process (or inline), skipping
 runs whose folder already holds a complete result for the same config hash."""
 
-import statistics
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,29 +13,25 @@ from rich.console import Console
 from peftbench import lr_search, results, run_folder
 from peftbench.baselines import baseline_names
 from peftbench.config import ExperimentConfig
+from peftbench.display import GridDisplay
 from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec, expand, expand_methods
 from peftbench.interrupts import Interrupted, SignalGuard
 from peftbench.launch import RayOptions, launch_command
+from peftbench.progress import LOG_FILE, PROGRESS_FILE
 from peftbench.ray_executor import run_on_ray
 from peftbench.run_folder import read_run
 from peftbench.run_inputs import preflight, prepare_inputs
+from peftbench.run_log import output_to
 from peftbench.training import with_resolved_precision
 from peftbench.worker import execute, spec_to_json
 
 
-def _eta(durations: list[float], remaining: int) -> str:
-    if not durations:
-        return "ETA after the first run"
-    seconds = statistics.fmean(durations) * remaining
-    return f"ETA {int(seconds // 60)} min {int(seconds % 60)} s"
-
-
-def _run_in_subprocess(spec: RunSpec, directory: Path, guard: SignalGuard) -> int:
+def _run_in_subprocess(spec: RunSpec, directory: Path, guard: SignalGuard, log: Path | None) -> int:
     spec_file = directory / ".specs" / f"{spec.name}.json"
     results.write_atomic(spec_file, spec_to_json(spec))
     try:
-        return guard.run(launch_command(spec, spec_file))
+        return guard.run(launch_command(spec, spec_file), log)
     finally:
         spec_file.unlink(missing_ok=True)  # the worker has read it; nothing of the config stays behind
 
@@ -52,8 +46,10 @@ def _unfinished(code: int, interrupted: bool) -> tuple[str, str]:
 
 
 def _failures_after_worker(folders: list[Path], code: int, interrupted: bool = False) -> list[str]:
-    """Failures of this spec's runs; a worker that died mid-run leaves 'running', which becomes failed
-    (or interrupted, when a signal stopped it)."""
+    """Failures of this spec's runs, each pointing to the spec's log; a worker that died mid-run leaves
+    'running', which becomes failed (or interrupted, when a signal stopped it)."""
+    log = folders[0] / LOG_FILE
+    where = f" (log: {log})" if log.is_file() else ""
     failed = []
     for folder in folders:
         run = read_run(folder, check_process=False)  # the worker is gone whatever its pid says now
@@ -67,19 +63,21 @@ def _failures_after_worker(folders: list[Path], code: int, interrupted: bool = F
                 run_folder.write_status(folder, status, error=error, config_hash=run.config_hash)
             except OSError as exc:
                 error += f"; its status could not be written ({exc})"
-        failed.append(f"{folder.name}: {error}")
+        failed.append(f"{folder.name}: {error}{where}")
     return failed
 
 
 @dataclass
 class _GridLoop:
-    """Runs specs in order, skipping cached ones, with a progress rule and ETA per phase."""
+    """Runs specs in order, skipping cached ones, shown on the grid's display."""
 
     directory: Path
     baselines: list[str]
     console: Console
+    display: GridDisplay
     force: bool
     inline: bool
+    verbose: bool = False  # the runs' own output on the terminal instead of in their train.log
     inputs_by_data: dict = field(default_factory=dict)  # inline only: one per seed and data
     ray: RayOptions | None = None  # None: run here, one spec after another
     guard: SignalGuard = field(default_factory=SignalGuard)
@@ -89,49 +87,50 @@ class _GridLoop:
         pending = []
         for number, spec in enumerate(specs, 1):
             folders = [self.directory / name for name in spec.folders(self.baselines)]
+            label = f"{phase} {number}/{len(specs)}"
             if not self.force and all(read_run(f).finished_with(spec.config_hash) for f in folders):
-                self.console.print(
-                    f"[dim]{phase} {number}/{len(specs)}: {spec.name} already complete (same config), "
-                    "skipped[/dim]"
-                )
+                self.display.skip(folders, label)
             else:
-                pending.append((number, spec, folders))
+                self.display.queue(folders, label)
+                pending.append((spec, folders))
         if self.ray is not None:
             return self._on_ray(pending, phase, len(specs))
-        durations: list[float] = []
-        for number, spec, folders in pending:
-            remaining = len(specs) - number + 1
-            self.console.rule(f"{phase} {number}/{len(specs)} · {spec.name} · {_eta(durations, remaining)}")
-            start = time.perf_counter()
-            code = self._execute(spec)
-            durations.append(time.perf_counter() - start)
+        for spec, folders in pending:
+            self.display.start(folders)
+            code = self._execute(spec, None if self.verbose else folders[0] / LOG_FILE)
             stopped = self.guard.received
             failed += _failures_after_worker(folders, code, interrupted=stopped is not None or code == 130)
+            self.display.finish(folders, folders[0] / LOG_FILE)
             if stopped is not None or code == 130:
                 raise Interrupted(stopped or 2, f"{phase} {spec.name}")
         return failed
 
     def _on_ray(self, pending: list, phase: str, total: int) -> list[str]:
-        folders_of = {spec.name: folders for _, spec, folders in pending}
-        work = [(spec, [str(f.relative_to(self.directory)) for f in folders]) for _, spec, folders in pending]
+        folders_of = {spec.name: folders for spec, folders in pending}
+        work = [(spec, [str(f.relative_to(self.directory)) for f in folders]) for spec, folders in pending]
         failed: list[str] = []
-        finished: list[str] = []
 
         def report(spec: RunSpec, code: int, seconds: float) -> None:
-            finished.append(spec.name)
-            failed.extend(_failures_after_worker(folders_of[spec.name], code))
-            self.console.print(
-                f"{phase} {len(finished)}/{len(work)} on Ray: {spec.name} (exit {code}) after {seconds:.0f} s"
-            )
+            folders = folders_of[spec.name]
+            failed.extend(_failures_after_worker(folders, code))
+            self.display.finish(folders, folders[0] / LOG_FILE)
+
+        def progress(spec: RunSpec, folder: str, text: str) -> None:
+            if self.display.rows[self.directory / folder].status in ("queued", "running"):
+                results.write_atomic(self.directory / folder / PROGRESS_FILE, text)
+                self.display.start(folders_of[spec.name])
 
         where = self.ray.address or "a local Ray"
-        self.console.rule(f"{phase}: {len(work)} of {total} runs sent to {where}")
-        run_on_ray(work, self.directory, self.ray, report)
+        self.console.print(f"{phase}: {len(work)} of {total} runs on Ray ({where})", highlight=False)
+        run_on_ray(work, self.directory, self.ray, report, progress)
         return failed
 
-    def _execute(self, spec: RunSpec) -> int:
+    def _execute(self, spec: RunSpec, log: Path | None) -> int:
         try:
-            return self._inline(spec) if self.inline else _run_in_subprocess(spec, self.directory, self.guard)
+            if not self.inline:
+                return _run_in_subprocess(spec, self.directory, self.guard, log)
+            with nullcontext() if log is None else output_to(log):
+                return self._inline(spec)
         except KeyboardInterrupt:
             return 130
 
@@ -160,6 +159,7 @@ def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig
 
 
 LOCK_FILE = ".peftbench.lock"
+PREPARE_LOG = "prepare.log"  # the grid process's own output while it loads the model and data
 
 
 def _check_writable(directory: Path) -> None:
@@ -200,9 +200,10 @@ def run_grid(
     inline: bool = False,
     console: Console | None = None,
     ray: RayOptions | None = None,
+    verbose: bool = False,
 ) -> tuple[Path, list[str]]:
     """Run every spec of the experiment (here, or as Ray tasks); returns its folder and one line per
-    failed run."""
+    failed run. Each run's output goes to its train.log (verbose: to the terminal, as plain lines)."""
     if inline and ray is not None:
         raise PeftbenchError("--inline and --executor ray exclude each other; pick one")
     if inline and config.launcher.kind != "local":
@@ -211,28 +212,25 @@ def run_grid(
     expand(config)  # fails fast on repeated run names
     directory = Path(config.output_dir) / config.name
     _check_writable(directory)
-    with _experiment_lock(directory), SignalGuard() as guard:
+    console = console or Console()
+    display = GridDisplay(console, directory, live=console.is_terminal and not verbose)
+    with _experiment_lock(directory), SignalGuard() as guard, display:
+        loop = _GridLoop(directory, [], console, display, force, inline, verbose, ray=ray, guard=guard)
         try:
-            return directory, _run_grid(config, directory, console or Console(), force, inline, ray, guard)
+            return directory, _run_grid(config, loop)
         except KeyboardInterrupt:
             raise Interrupted(guard.received or 2, "preparation (no run had started)") from None
 
 
-def _run_grid(
-    config: ExperimentConfig,
-    directory: Path,
-    console: Console,
-    force: bool,
-    inline: bool,
-    ray: RayOptions | None,
-    guard: SignalGuard,
-) -> list[str]:
-    inputs = prepare_inputs(config.model_copy(update={"methods": expand_methods(config.methods)}))
-    preflight(inputs)
+def _run_grid(config: ExperimentConfig, loop: _GridLoop) -> list[str]:
+    directory = loop.directory
+    with nullcontext() if loop.verbose else output_to(directory / PREPARE_LOG):  # loading: bars, warnings
+        inputs = prepare_inputs(config.model_copy(update={"methods": expand_methods(config.methods)}))
+        preflight(inputs)
     directory.mkdir(parents=True, exist_ok=True)
     results.write_yaml(directory / "experiment.yaml", config.model_dump())
-    loop = _GridLoop(directory, baseline_names(inputs), console, force, inline, ray=ray, guard=guard)
-    if inline:
+    loop.baselines = baseline_names(inputs)
+    if loop.inline:
         loop.inputs_by_data[_inputs_key(config)] = inputs
     del inputs  # subprocess workers load their own; keep the parent small
     failed: list[str] = []

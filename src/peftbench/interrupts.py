@@ -1,11 +1,13 @@
 """Stopping cleanly: SIGTERM (preemption) or SIGINT (Ctrl-C) reaches the running worker once, the run is
 marked interrupted, and a worker whose parent died stops instead of training on alone."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 from peftbench.errors import PeftbenchError
@@ -51,14 +53,22 @@ class SignalGuard:
         elif first:
             raise KeyboardInterrupt
 
-    def run(self, command: list[str]) -> int:
-        """Run a worker in its own process group, so a terminal's Ctrl-C reaches it once (from here)."""
+    def run(self, command: list[str], log: Path | None = None) -> int:
+        """Run a worker in its own process group, so a terminal's Ctrl-C reaches it once (from here); its
+        stdout and stderr go to `log` when given (created, or replaced)."""
         environment = {**os.environ, PARENT_ENV: str(os.getpid())}
-        self.child = subprocess.Popen(command, env=environment, process_group=0)
-        try:
-            return self.child.wait()
-        finally:
-            self.child = None
+        with contextlib.ExitStack() as files:
+            output = None
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                output = files.enter_context(open(log, "wb"))
+            self.child = subprocess.Popen(
+                command, env=environment, process_group=0, stdout=output, stderr=output and subprocess.STDOUT
+            )
+            try:
+                return self.child.wait()
+            finally:
+                self.child = None
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

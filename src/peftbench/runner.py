@@ -15,6 +15,7 @@ from peftbench.hardware import run_utilisation
 from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, safetensors_bytes
 from peftbench.methods import METHODS, head_parameters_in, prepare_model
+from peftbench.progress import ProgressFile
 from peftbench.run_folder import recording
 from peftbench.run_inputs import RunInputs, method_context_for
 from peftbench.run_record import base_result, finish, run_config
@@ -71,7 +72,7 @@ def _prepare_and_train(
         inputs.task.trainer_parts(inputs.tokenizer, model, inputs.data),
         run_config(inputs.config, entry),
         head_parameters_in(model, context.head_modules),
-        METHODS.get(entry.method).callbacks(model),
+        [*METHODS.get(entry.method).callbacks(model), ProgressFile(run_dir)],
     )
     return model, outcome
 

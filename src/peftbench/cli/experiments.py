@@ -15,14 +15,22 @@ def print_warnings(lines: list[str]) -> None:
         console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
-def _execute(config, force: bool = False, inline: bool = False, ray=None) -> None:
-    from peftbench.compare import rich_samples, rich_table, rows, samples
-    from peftbench.executor import run_grid
+def _print_table(directory: Path) -> None:
+    from peftbench.compare import rich_table, rows
 
-    directory, failed = run_grid(config, force=force, inline=inline, console=console, ray=ray)
     table, names, warnings = rows(directory, "full")
     console.print(rich_table(table, names, "full"))
     print_warnings(warnings)
+
+
+def _execute(config, force: bool = False, inline: bool = False, ray=None, verbose: bool = False) -> None:
+    from peftbench.compare import rich_samples, samples
+    from peftbench.executor import run_grid
+
+    directory, failed = run_grid(
+        config, force=force, inline=inline, console=console, ray=ray, verbose=verbose
+    )
+    _print_table(directory)
     merged = samples(directory, 2)
     if merged:
         console.print(rich_samples(merged))
@@ -33,6 +41,7 @@ def _execute(config, force: bool = False, inline: bool = False, ray=None) -> Non
         raise typer.Exit(1)
 
 
+VERBOSE_HELP = "Stream each run's Trainer logs, progress bars and warnings here (default: its train.log)"
 RAY_ONLY = {name: "add --executor ray, or drop it" for name in ("address", "cpus_per_run", "gpus_per_run")}
 
 
@@ -53,10 +62,12 @@ def run(
     ] = None,
     cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs each run asks for")] = 1,
     gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs each run asks for")] = 0,
+    verbose: Annotated[bool, typer.Option(help=VERBOSE_HELP)] = False,
 ) -> None:
     """Run every method, sweep value, seed and baseline of an experiment file, then print the comparison.
 
-    Each run executes in its own process (or Ray task); complete runs with the same config are skipped."""
+    Each run executes in its own process (or Ray task); complete runs with the same config are skipped.
+    A terminal shows one live table of the runs; a pipe gets one line per run start and end."""
     from peftbench.experiment import load_config
     from peftbench.launch import RayOptions
 
@@ -66,7 +77,7 @@ def run(
         if executor != "ray":
             refuse_unused(ctx, RAY_ONLY, "without --executor ray")
         ray = RayOptions(address, cpus_per_run, gpus_per_run) if executor == "ray" else None
-        _execute(load_config(config, set_), force, inline, ray)
+        _execute(load_config(config, set_), force, inline, ray, verbose)
     except PeftbenchError as exc:
         fail(exc)
 
@@ -192,13 +203,16 @@ def demo(
         bool, typer.Option(help="Smaller data and fewer methods: a first look in minutes")
     ] = False,
     output_dir: Annotated[str, typer.Option(help="Where the experiment folders go")] = "runs",
+    verbose: Annotated[bool, typer.Option(help=VERBOSE_HELP)] = False,
 ) -> None:
     """Run the embedded default experiments (classification on minilm, generation on smollm2-135m)
-    offline, write a report for each, and print where they are."""
+    offline, write a report for each, and print their comparison tables and where the reports are."""
     from peftbench.demo import run_demo
 
     try:
-        folders = run_demo(quick, output_dir, console)
+        folders = run_demo(quick, output_dir, console, verbose)
+        for folder in folders:
+            _print_table(folder)
     except PeftbenchError as exc:
         fail(exc)
     for folder in folders:
