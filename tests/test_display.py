@@ -3,7 +3,9 @@ run's Trainer logs, progress bars and warnings in its train.log unless --verbose
 
 import io
 import json
+import os
 import re
+import sys
 import warnings
 from types import SimpleNamespace
 
@@ -22,6 +24,7 @@ from peftbench.progress import LOG_FILE, PROGRESS_FILE, ProgressFile, read_progr
 runner = CliRunner()
 ESCAPE = "\x1b["
 RUNS = ("head", "baseline-majority", "baseline-untrained")
+SECRET = "hf_SecretValue1234"
 
 
 @pytest.fixture
@@ -35,12 +38,19 @@ def noisy(monkeypatch):
     """Each training run also warns and logs through transformers, as libraries do."""
     begin = ProgressFile.on_train_begin
 
+    def show(
+        message, category, filename, lineno, file=None, line=None
+    ):  # Python's own, which pytest replaces
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
     def on_train_begin(self, *args, **kwargs):
         warnings.warn("a library FutureWarning", FutureWarning, stacklevel=1)
         hf_logging.get_logger("transformers.trainer").warning("a transformers logging line")
+        print(f"a library printing the token {os.environ.get('HF_TOKEN')}")
         return begin(self, *args, **kwargs)
 
     monkeypatch.setattr(ProgressFile, "on_train_begin", on_train_begin)
+    monkeypatch.setattr(warnings, "showwarning", show)
 
 
 def _run(experiment, terminal: bool, inline: bool = True) -> tuple[str, object]:
@@ -65,9 +75,11 @@ def test_a_terminal_shows_one_live_row_per_run_with_its_final_state(head_only, n
         assert noise not in output, noise
 
 
-def test_train_log_holds_the_trainer_logs_and_warnings_of_an_inline_run(head_only, noisy):
+def test_train_log_holds_the_trainer_logs_and_warnings_of_an_inline_run(head_only, noisy, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
     _, directory = _run(head_only, terminal=False)
     log = (directory / "head" / LOG_FILE).read_text()
+    assert "printing the token <redacted>" in log and SECRET not in log  # like every file peftbench writes
     assert "'loss'" in log and "grad_norm" in log  # the Trainer's log dicts
     assert "a library FutureWarning" in log and "a transformers logging line" in log
     assert "it/s]" in log or "s/it]" in log  # its tqdm bar

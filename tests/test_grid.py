@@ -92,7 +92,7 @@ def test_a_crashed_worker_is_recorded_and_the_grid_goes_on(tmp_path, experiment,
     assert "exited with code 70" in error and "exited with code 70" in result.output
     monkeypatch.delenv(CRASH_ENV)
     rerun = runner.invoke(app, ["run", str(path)])  # failed runs run again, complete ones are skipped
-    assert rerun.exit_code == 0 and rerun.output.count("skipped") == 2
+    assert rerun.exit_code == 0 and rerun.output.count("skipped") == 3  # lora and both baselines
     assert _statuses(folder)["full"] == "complete"
 
 

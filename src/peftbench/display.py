@@ -3,6 +3,7 @@ epoch, step, last loss, samples/s, ETA, and the key metric once finished) under 
 Elsewhere (CI, `| tee`, a scheduler's log): plain lines, one when a run starts and one when it ends.
 Runs report their progress through `progress.json` in their folder (peftbench.progress)."""
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -108,7 +109,8 @@ class GridDisplay:
     def queue(self, folders: list[Path], label: str) -> None:
         for folder in folders:
             self._row(folder, label).status = "queued"
-            (folder / PROGRESS_FILE).unlink(missing_ok=True)  # an earlier attempt's
+            with contextlib.suppress(OSError):  # an earlier attempt's
+                (folder / PROGRESS_FILE).unlink(missing_ok=True)
 
     def skip(self, folders: list[Path], label: str) -> None:
         for folder in folders:

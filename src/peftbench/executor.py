@@ -45,6 +45,16 @@ def _unfinished(code: int, interrupted: bool) -> tuple[str, str]:
     )
 
 
+def _log_file(folder: Path) -> Path | None:
+    """Where a spec's output goes: its first run folder's train.log; None (the terminal) when that folder
+    cannot be made, which the run then fails on and reports itself."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder / LOG_FILE
+
+
 def _failures_after_worker(folders: list[Path], code: int, interrupted: bool = False) -> list[str]:
     """Failures of this spec's runs, each pointing to the spec's log; a worker that died mid-run leaves
     'running', which becomes failed (or interrupted, when a signal stopped it)."""
@@ -97,7 +107,10 @@ class _GridLoop:
             return self._on_ray(pending, phase, len(specs))
         for spec, folders in pending:
             self.display.start(folders)
-            code = self._execute(spec, None if self.verbose else folders[0] / LOG_FILE)
+            log = None if self.verbose else _log_file(folders[0])
+            code = self._execute(spec, log)
+            if log is not None:
+                results.redact_file(log)
             stopped = self.guard.received
             failed += _failures_after_worker(folders, code, interrupted=stopped is not None or code == 130)
             self.display.finish(folders, folders[0] / LOG_FILE)
@@ -112,6 +125,7 @@ class _GridLoop:
 
         def report(spec: RunSpec, code: int, seconds: float) -> None:
             folders = folders_of[spec.name]
+            results.redact_file(folders[0] / LOG_FILE)
             failed.extend(_failures_after_worker(folders, code))
             self.display.finish(folders, folders[0] / LOG_FILE)
 
@@ -227,6 +241,7 @@ def _run_grid(config: ExperimentConfig, loop: _GridLoop) -> list[str]:
     with nullcontext() if loop.verbose else output_to(directory / PREPARE_LOG):  # loading: bars, warnings
         inputs = prepare_inputs(config.model_copy(update={"methods": expand_methods(config.methods)}))
         preflight(inputs)
+    results.redact_file(directory / PREPARE_LOG)
     directory.mkdir(parents=True, exist_ok=True)
     results.write_yaml(directory / "experiment.yaml", config.model_dump())
     loop.baselines = baseline_names(inputs)

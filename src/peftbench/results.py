@@ -91,13 +91,21 @@ def redact(data: Any, secrets: list[str] | None = None) -> Any:
 def redact_folder(folder: Path) -> None:
     """Files that libraries wrote into a run folder (PEFT's adapter_config.json, the Trainer's state)."""
     secrets = secret_values()
-    if not secrets:
-        return
-    for path in folder.rglob("*"):
+    for path in folder.rglob("*") if secrets else ():
         if path.suffix in TEXT_SUFFIXES and path.is_file():
-            text = path.read_text(errors="replace")
-            if any(secret in text for secret in secrets):
-                write_atomic(path, text)
+            redact_file(path, secrets)
+
+
+def redact_file(path: Path, secrets: list[str] | None = None) -> None:
+    """A file that other code wrote (a library's config, a run's train.log), rewritten without secret
+    values when it holds any."""
+    secrets = secret_values() if secrets is None else secrets
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return
+    if any(secret in text for secret in secrets):
+        write_atomic(path, text)
 
 
 _warned: set[Path] = set()
