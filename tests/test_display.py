@@ -162,3 +162,26 @@ def test_key_metric_is_the_tasks_learning_metric_on_the_test_split():
     test = {"bleu": 3.0, "perplexity": 12.5}
     assert key_metric({"task": "generation", "metrics": {"test": test}}) == "perplexity 12.5"
     assert key_metric(None) == "" and key_metric({"task": "nope"}) == ""
+
+
+def test_a_ray_task_relays_each_change_of_its_progress_to_the_driver(tmp_path, monkeypatch):
+    from peftbench import ray_executor
+
+    monkeypatch.setattr(ray_executor, "RELAY_SECONDS", 0)
+    (tmp_path / "a").mkdir()
+    writes = iter(['{"step": 1}', '{"step": 1}', '{"step": 2}'])
+
+    class Worker:
+        returncode = 3
+        polls = 0
+
+        def poll(self):
+            self.polls += 1
+            if self.polls > 3:
+                return self.returncode
+            (tmp_path / "a" / PROGRESS_FILE).write_text(next(writes))
+            return None
+
+    sent = []
+    assert ray_executor._relay(Worker(), tmp_path, ["a", "b"], lambda *item: sent.append(item)) == 3
+    assert sent == [("a", '{"step": 1}'), ("a", '{"step": 2}')]

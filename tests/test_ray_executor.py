@@ -24,6 +24,8 @@ def test_grid_runs_as_ray_tasks_and_is_cached_like_a_local_grid(experiment, tmp_
         assert json.loads((folder / run / "status.json").read_text())["status"] == "complete", run
         assert json.loads((folder / run / "result.json").read_text())["run"] == run
     assert (folder / "lora" / "adapter" / "adapter_config.json").is_file()
+    assert "'loss'" in (folder / "lora" / "train.log").read_text()  # the task's output came back with it
+    assert first.output.count(": lora started") == 1 and first.output.count(": lora complete after") == 1
     again = runner.invoke(app, ["run", str(path), "--executor", "ray"])
     skipped = again.output.count("already complete (same config), skipped")
     assert again.exit_code == 0 and skipped == 4  # one line per run: head, lora and the two baselines
