@@ -3,6 +3,7 @@ run's Trainer logs, progress bars and warnings in its train.log unless --verbose
 
 import io
 import json
+import logging
 import os
 import re
 import sys
@@ -185,3 +186,22 @@ def test_a_ray_task_relays_each_change_of_its_progress_to_the_driver(tmp_path, m
     sent = []
     assert ray_executor._relay(Worker(), tmp_path, ["a", "b"], lambda *item: sent.append(item)) == 3
     assert sent == [("a", '{"step": 1}'), ("a", '{"step": 2}')]
+
+
+def test_output_to_leaves_every_logging_handler_writing_where_it_can(tmp_path):
+    from peftbench.run_log import output_to
+
+    closed = open(tmp_path / "gone.txt", "w")  # noqa: SIM115
+    stale = logging.StreamHandler(closed)  # bound to a stream that is gone, like a test runner's capture
+    closed.close()
+    logging.getLogger("peftbench-test-stale").addHandler(stale)
+    try:
+        with output_to(tmp_path / LOG_FILE):
+            made_inside = logging.StreamHandler()  # bound to the log file
+            logging.getLogger("peftbench-test-inside").addHandler(made_inside)
+            logging.getLogger("peftbench-test-inside").warning("inside")
+        assert stale.stream is closed and made_inside.stream is sys.stderr
+        assert "inside" in (tmp_path / LOG_FILE).read_text()
+    finally:
+        logging.getLogger("peftbench-test-stale").removeHandler(stale)
+        logging.getLogger("peftbench-test-inside").removeHandler(made_inside)

@@ -3,9 +3,11 @@ to the file while the run executes, and back where they were afterwards. (A subp
 goes to the file as a whole: its stdout and stderr are the file.)"""
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import TextIO
 
 
 def _stream_handlers() -> list[logging.StreamHandler]:
@@ -19,19 +21,29 @@ def _stream_handlers() -> list[logging.StreamHandler]:
     return found
 
 
+def _point(handler: logging.StreamHandler, stream: TextIO) -> TextIO:
+    """setStream without its flush: the old stream may be closed (a test runner's capture)."""
+    with handler.lock:
+        previous, handler.stream = handler.stream, stream
+    return previous
+
+
 @contextmanager
 def output_to(path: Path) -> Iterator[None]:
     """Send this process's output to `path` (created, or replaced) for the duration of the block.
-    Warnings are shown (once per place, as usual) through sys.stderr, so they land in the file too."""
+    Warnings are shown (once per place, as usual) through sys.stderr, so they land in the file too;
+    a logging handler made inside the block (bound to the file) is pointed back at stderr after it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handlers = _stream_handlers()
+    stderr = sys.stderr
     with open(path, "w", encoding="utf-8", buffering=1) as log:
-        previous = [handler.stream for handler in handlers]
-        for handler in handlers:
-            handler.setStream(log)
+        previous = [_point(handler, log) for handler in handlers]
         try:
             with redirect_stdout(log), redirect_stderr(log):
                 yield
         finally:
             for handler, stream in zip(handlers, previous, strict=True):
-                handler.setStream(stream)
+                _point(handler, stream)
+            for handler in _stream_handlers():
+                if handler.stream is log:
+                    _point(handler, stderr)
