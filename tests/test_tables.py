@@ -108,6 +108,7 @@ def test_inspect_prints_every_number_and_name_whole(llama_1b, llama_found, width
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert_whole(result.output, width, _inspection_cells(llama_found))
+    assert result.output.count("MiB") >= 6  # every header whole: six columns are in MiB
 
 
 def test_inspect_in_shorter_units_between_the_table_and_the_blocks(llama_1b, llama_found):
@@ -275,13 +276,17 @@ def test_bench_inference_prints_whole_numbers(tmp_path, width, monkeypatch):
 
 @pytest.mark.parametrize("width", [80, 100, 150, 200])
 def test_the_run_comparison_table_fits_every_width(width):
-    names = ["run", "method", "accuracy", "delta_accuracy", "trainable_params", "artifact_mb"]
-    rows = [
-        {"run": "freeze_frozen_layers_8", "method": "freeze", "accuracy": 0.9, "delta_accuracy": -0.02}
-        | {"trainable_params": 486_578_176.0, "artifact_mb": 1_946.3}
-    ]
-    output = _render(rich_table(rows, names, "full"), width)
-    assert_whole(output, width, ["freeze_frozen_layers_8", "486,578,176", "0.9000", "-0.0200", "1,946"])
+    """The table `run` and `train` print at the end (compare.rich_table), with every column compare shows."""
+    from peftbench.compare import columns
+
+    names = columns(["accuracy", "f1_macro"])
+    row = {"run": "freeze_frozen_layers_8", "method": "freeze", "accuracy": 0.9, "f1_macro": 0.85}
+    row |= {"delta_accuracy": -0.02, "delta_f1_macro": -0.025, "trainable_params": 486_578_176.0}
+    row |= {"trainable_percent": 39.4, "fewer_trainable_x": 2.54, "artifact_mb": 1_946.3}
+    row |= {"train_seconds": 12_345.6, "peak_rss_above_start_mb": 23_456.0}
+    output = _render(rich_table([row], names, "full"), width)
+    expected = ["freeze_frozen_layers_8", "0.9000", "-0.0200", "-0.0250", "39.4", "2.54", "1,946", "12,346"]
+    assert_whole(output, width, [*expected, "23,456", "486,578,176"])
 
 
 def test_short_units_read_as_their_values():
@@ -302,3 +307,10 @@ def test_a_table_too_wide_for_the_terminal_becomes_one_block_per_row():
     output = _render(FitTable(columns), 80)
     assert_whole(output, 80, ["a long run name", *(f"{10**12 + i:,}" for i in range(8))])
     assert output.count("1,000,000,000,00") == 8 and "column 7" in output
+
+
+def test_the_console_is_as_wide_as_columns_says_and_150_in_a_pipe(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli_app._console().width == 80  # was at least 150 whatever the terminal, so lines overflowed it
+    monkeypatch.delenv("COLUMNS")
+    assert cli_app._console().width == 150  # under pytest stdout is not a terminal
