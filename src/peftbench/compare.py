@@ -8,6 +8,7 @@ from peftbench.report.collect import find_reference, load_current_groups
 from peftbench.report.samples import merge_samples
 from peftbench.report.summary import format_value, head_rate_warnings, headline_metrics, summary_rows
 from peftbench.run_folder import select_current
+from peftbench.tables import Column, FitTable, count_short
 
 COST_COLUMNS = [
     "trainable_params",
@@ -72,25 +73,29 @@ def short(column: str) -> str:
     return SHORT.get(column, column)
 
 
-def rich_table(table: list[dict], names: list[str], reference: str):
-    from rich.table import Table
+def _short_value(value, column: str) -> str:
+    return (
+        count_short(value)
+        if isinstance(value, int) and not isinstance(value, bool)
+        else format_value(value, column)
+    )
 
+
+def rich_table(table: list[dict], names: list[str], reference: str) -> FitTable:
+    """The rows as a terminal table that fits the console's width without cutting a number or a name."""
     caption = (
         "RSS↑: peak RSS in training above the run's start" if "peak_rss_above_start_mb" in names else None
     )
-    view = Table(
-        title=f"test split; Δ against '{reference}'", caption=caption, padding=(0, 1), collapse_padding=True
-    )
-    for column in names:
-        view.add_column(
-            short(column),
-            justify="left" if column in ("run", "method") else "right",
-            no_wrap=True,
-            min_width=len(short(column)),
+    columns = [
+        Column(
+            short(name),
+            [format_value(row[name], name) for row in table],
+            name=name in ("run", "method"),
+            short_cells=[_short_value(row[name], name) for row in table],
         )
-    for row in table:
-        view.add_row(*(format_value(row[c], c) for c in names))
-    return view
+        for name in names
+    ]
+    return FitTable(columns, title=f"test split; Δ against '{reference}'", caption=caption)
 
 
 def rich_samples(merged: list[dict]):

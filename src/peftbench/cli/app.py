@@ -1,5 +1,7 @@
 """The typer app every command registers on, its console, and how a command fails."""
 
+import os
+
 import typer
 from rich.console import Console
 
@@ -10,7 +12,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(width=max(Console().width, 150))
+
+
+def _console() -> Console:
+    """At a terminal, its own width (tables fit it, see peftbench.tables); elsewhere (a pipe, a log) the
+    width COLUMNS gives, else 150 columns, wide enough for most tables to keep their table layout."""
+    if Console().is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return Console()
+    return Console(width=150)
+
+
+console = _console()
 SET_HELP = "Override any config key, e.g. --set training.epochs=1 (repeatable)"
 
 

@@ -4,11 +4,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from peftbench.cli.app import SET_HELP, app, console, fail
 from peftbench.cli.options import refuse_twice, refuse_unread_keys, refuse_unused
-from peftbench.efficiency.probe_setup import ProbeSetup, meta_base, mib
+from peftbench.cli.output import CsvOption, JsonOption, to_stdout, write_figures
+from peftbench.efficiency.probe_setup import ProbeSetup, meta_base
 from peftbench.errors import PeftbenchError
 
 METHOD_HELP = (
@@ -96,18 +96,6 @@ def _inspect_all(setup: ProbeSetup, precision: str):
     return [inspect_method(base, task, entry, source.path, *shape) for entry in setup.methods]
 
 
-def _write_json(path: Path, setup: ProbeSetup, precision: str, found: list) -> None:
-    import json
-
-    from peftbench.efficiency.estimate import METHOD
-    from peftbench.results import write_atomic
-
-    payload = {"model": setup.model, "task": setup.task, "batch_size": setup.batch_size}
-    payload |= {"seq_len": setup.seq_len, "precision": precision, "method": METHOD}
-    payload |= {"memory_options": setup.memory.as_dict(), "methods": [r.as_dict() for r in found]}
-    write_atomic(path, json.dumps(payload, indent=2) + "\n")
-
-
 @app.command()
 def inspect(
     ctx: typer.Context,
@@ -124,13 +112,15 @@ def inspect(
     gradient_checkpointing: Checkpointing = None,
     optim: Optim = None,
     quantization: Bits = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON")] = None,
+    json_out: JsonOption = None,
+    csv_out: CsvOption = None,
     set_: OverridesOption = None,
 ) -> None:
     """Parameters, artifact size and an estimate of training memory per method, from the model's config
     alone (meta device: no weights are loaded or downloaded)."""
     from peftbench.efficiency.estimate import METHOD
-    from peftbench.efficiency.probe_setup import READS, inspection_table, with_memory_flags
+    from peftbench.efficiency.probe_setup import READS, with_memory_flags
+    from peftbench.efficiency.tables import inspection_payload, inspection_table
     from peftbench.training import resolve_precision
 
     try:
@@ -140,12 +130,14 @@ def inspect(
         setup.num_labels = num_labels
         setup.batch_size, setup.seq_len = batch_size or setup.batch_size, seq_len or setup.seq_len
         found = _inspect_all(setup, precision)
+        piped = to_stdout(json_out, csv_out)
     except PeftbenchError as exc:
         fail(exc)
-    console.print(inspection_table(setup, found))
-    console.print(f"[dim]estimate: {METHOD}[/dim]")
-    if json_out:
-        _write_json(json_out, setup, precision, found)
+    if not piped:
+        console.print(inspection_table(setup, found))
+        console.print(f"[dim]estimate: {METHOD}[/dim]")
+    records = [r.as_dict() for r in found]
+    write_figures(json_out, csv_out, inspection_payload(setup, precision, found), records)
 
 
 @app.command("probe-batch")
@@ -167,6 +159,8 @@ def probe_batch(
     num_labels: NumLabelsOption = 2,
     gradient_checkpointing: Checkpointing = None,
     optim: Optim = None,
+    json_out: JsonOption = None,
+    csv_out: CsvOption = None,
     set_: OverridesOption = None,
 ) -> None:
     """The largest training batch that fits, per method: on CUDA by real steps (out-of-memory = too
@@ -177,7 +171,8 @@ def probe_batch(
     import torch
 
     from peftbench.efficiency.probe import probe_method
-    from peftbench.efficiency.probe_setup import READS, probe_table, with_memory_flags
+    from peftbench.efficiency.probe_setup import READS, with_memory_flags
+    from peftbench.efficiency.tables import probe_payload, probe_table
     from peftbench.training import resolve_precision
 
     on_cuda = torch.cuda.is_available()
@@ -190,6 +185,7 @@ def probe_batch(
         precision = resolve_precision(setup.precision if precision == "auto" else precision)
         setup.num_labels, setup.seq_len = num_labels, seq_len or setup.seq_len
         source, task_obj, base = meta_base(setup)
+        piped = to_stdout(json_out, csv_out)
     except PeftbenchError as exc:
         fail(exc)
     budget = None if on_cuda else int((memory_budget or psutil.virtual_memory().available / 2**30) * 2**30)
@@ -209,8 +205,11 @@ def probe_batch(
         ]
     except PeftbenchError as exc:
         fail(exc)
-    console.print(probe_table(setup, probes))
-    console.print(f"[dim]{probes[0].how}; searched 1..{limit} by doubling, then bisection[/dim]")
+    if not piped:
+        console.print(probe_table(setup, probes))
+        console.print(f"[dim]{probes[0].how}; searched 1..{limit} by doubling, then bisection[/dim]")
+    payload = probe_payload(setup, precision, limit, probes)
+    write_figures(json_out, csv_out, payload, payload["methods"])
 
 
 def _run_task(run_dir: Path) -> str | None:
@@ -223,49 +222,10 @@ def _run_task(run_dir: Path) -> str | None:
         return None
 
 
-@app.command("bench-inference")
-def bench_inference(
-    ctx: typer.Context,
-    run_dir: Annotated[Path, typer.Argument(help="A finished run with an adapter, e.g. runs/NAME/lora")],
-    samples: Annotated[int, typer.Option(min=1, help="Test examples (prompts) per timed pass")] = 64,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    warmup: Annotated[int, typer.Option(min=0, help="Untimed passes first")] = 1,
-    repeats: Annotated[int, typer.Option(min=1, help="Timed passes; the median is reported")] = 5,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Generation tasks: tokens per prompt")] = 32,
-) -> None:
-    """Base model vs base + adapter vs adapter merged: latency, throughput, memory, and a check that the
-    merged model's outputs match the unmerged one's. Writes RUN_DIR/inference.json."""
-    from peftbench.efficiency.bench import run_benchmark
+def _print_inference(report: dict, run_dir: Path) -> None:
+    from peftbench.efficiency.tables import inference_table
 
-    try:
-        task = _run_task(run_dir)
-        if task not in (None, "generation"):
-            refuse_unused(ctx, {"max_new_tokens": "drop it"}, f"by a {task} run (it generates nothing)")
-        report = run_benchmark(run_dir, samples, batch_size, warmup, repeats, max_new_tokens)
-    except PeftbenchError as exc:
-        fail(exc)
-    rate_key = next(k for k in report["variants"][0] if k.endswith("_per_second"))
-    table = Table(title=f"inference · {report['run']} · {report['device']} · {report['precision']}")
-    for column in (
-        "variant",
-        "batch latency ms (median)",
-        "IQR ms",
-        rate_key.replace("_", " "),
-        "weights MiB",
-    ):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    table.add_column("peak memory MiB", justify="right")
-    for row in report["variants"]:
-        iqr = row["batch_latency_ms_iqr"]
-        table.add_row(
-            row["variant"],
-            f"{row['batch_latency_ms_median']:.1f}",
-            f"{iqr[0]:.1f}–{iqr[1]:.1f}" if iqr else "–",
-            f"{row[rate_key]:,.1f}",
-            mib(row["weights_bytes"]),
-            mib(row["peak_memory_bytes"]),
-        )
-    console.print(table)
+    console.print(inference_table(report))
     merge = report["merge"]
     if merge["match"] is None:
         console.print(f"merged: {merge['problem']}")
@@ -281,5 +241,36 @@ def bench_inference(
         f"{report['warmup_passes']} warm-up; peak memory: {report['variants'][0]['peak_memory_kind']}; "
         f"written to {run_dir / 'inference.json'}[/dim]"
     )
-    if merge["match"] is False:
+
+
+@app.command("bench-inference")
+def bench_inference(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="A finished run with an adapter, e.g. runs/NAME/lora")],
+    samples: Annotated[int, typer.Option(min=1, help="Test examples (prompts) per timed pass")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed passes first")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed passes; the median is reported")] = 5,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Generation tasks: tokens per prompt")] = 32,
+    json_out: JsonOption = None,
+    csv_out: CsvOption = None,
+) -> None:
+    """Base model vs base + adapter vs adapter merged: latency, throughput, memory, and a check that the
+    merged model's outputs match the unmerged one's. Writes RUN_DIR/inference.json."""
+    from peftbench.efficiency.bench import run_benchmark
+
+    try:
+        task = _run_task(run_dir)
+        if task not in (None, "generation"):
+            refuse_unused(ctx, {"max_new_tokens": "drop it"}, f"by a {task} run (it generates nothing)")
+        piped = to_stdout(json_out, csv_out)
+        report = run_benchmark(run_dir, samples, batch_size, warmup, repeats, max_new_tokens)
+    except PeftbenchError as exc:
+        fail(exc)
+    if not piped:
+        _print_inference(report, run_dir)
+    write_figures(json_out, csv_out, report, report["variants"])
+    if report["merge"]["match"] is False:
+        if piped:
+            typer.echo("error: merged vs unmerged logits DO NOT match (see the JSON's merge)", err=True)
         raise typer.Exit(1)

@@ -7,12 +7,17 @@ import typer
 
 from peftbench.cli.app import SET_HELP, app, console, fail
 from peftbench.cli.options import given, refuse_twice, refuse_unused
+from peftbench.cli.output import CsvOption, JsonOption, json_text, to_stdout, write
 from peftbench.errors import PeftbenchError
 
 
-def print_warnings(lines: list[str]) -> None:
+def print_warnings(lines: list[str], err: bool = False) -> None:
+    """On stderr (`err`) when stdout carries --json/--csv output."""
     for line in lines:
-        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+        if err:
+            typer.echo(f"warning: {line}", err=True)
+        else:
+            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 def _print_table(directory: Path) -> None:
@@ -172,7 +177,8 @@ def compare(
     markdown_out: Annotated[
         Path | None, typer.Option("--markdown", help="Also write a Markdown table here")
     ] = None,
-    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write a CSV table here")] = None,
+    csv_out: CsvOption = None,
+    json_out: JsonOption = None,
     samples: Annotated[int, typer.Option(help="Generated samples to show (generation tasks)")] = 3,
 ) -> None:
     """Print one table over the finished runs under DIRECTORY, and generated samples if any."""
@@ -181,20 +187,23 @@ def compare(
 
     try:
         _check_reference(ctx, directory, reference)
+        piped = to_stdout(json_out, csv_out)
         table, names, warnings = comparison.rows(directory, reference)
         merged = comparison.samples(directory, samples)
         if not merged:
             refuse_unused(ctx, {"samples": "drop it"}, "here: only generation runs save samples, none did")
     except PeftbenchError as exc:
         fail(exc)
-    console.print(comparison.rich_table(table, names, reference))
-    print_warnings(warnings)
-    if merged:
+    if not piped:
+        console.print(comparison.rich_table(table, names, reference))
+    print_warnings(warnings, err=piped)
+    if merged and not piped:
         console.print(comparison.rich_samples(merged))
     if markdown_out:
         write_atomic(markdown_out, comparison.markdown(table, names))
-    if csv_out:
-        write_atomic(csv_out, comparison.to_csv(table, names))
+    write(csv_out, comparison.to_csv(table, names))
+    payload = {"reference": reference, "columns": names, "rows": table, "warnings": warnings}
+    write(json_out, json_text(payload))
 
 
 @app.command()
@@ -238,28 +247,34 @@ def report(
         console.print(f"wrote {path}")
 
 
-@app.command()
-def methods() -> None:
-    """List the methods and tasks. A fresh classification head is trained by every method."""
-    from rich.table import Table
+def _listing(title: str, records: list[dict], headers: dict[str, str]):
+    """A table of names and words (no numbers): each header and the record key it shows."""
+    from peftbench.tables import Column, FitTable
 
+    columns = [Column(header, [r[key] for r in records], name=True) for header, key in headers.items()]
+    return FitTable(columns, title=title)
+
+
+@app.command()
+def methods(json_out: JsonOption = None, csv_out: CsvOption = None) -> None:
+    """List the methods and tasks. A fresh classification head is trained by every method."""
+    from peftbench.cli.output import write_figures
     from peftbench.methods import METHODS
     from peftbench.tasks import TASKS
 
-    tasks = Table(title="tasks")
-    tasks.add_column("name")
-    tasks.add_column("what")
-    for name in TASKS:
-        tasks.add_row(name, TASKS.get(name).summary)
-    console.print(tasks)
-    table = Table(title="methods (classification: every method also trains the fresh head)")
-    table.add_column("name")
-    table.add_column("trains")
-    table.add_column("saved as")
-    for name in METHODS:
-        entry = METHODS.get(name)
-        table.add_row(name, entry.summary, entry.saved_as)
-    console.print(table)
+    try:
+        piped = to_stdout(json_out, csv_out)
+    except PeftbenchError as exc:
+        fail(exc)
+    tasks = [{"kind": "task", "name": name, "summary": TASKS.get(name).summary} for name in TASKS]
+    found = [(name, METHODS.get(name)) for name in METHODS]
+    methods_ = [{"kind": "method", "name": n, "summary": m.summary, "saved_as": m.saved_as} for n, m in found]
+    if not piped:
+        console.print(_listing("tasks", tasks, {"name": "name", "what": "summary"}))
+        title = "methods (classification: every method also trains the fresh head)"
+        shown = {"name": "name", "trains": "summary", "saved as": "saved_as"}
+        console.print(_listing(title, methods_, shown))
+    write_figures(json_out, csv_out, {"tasks": tasks, "methods": methods_}, tasks + methods_)
 
 
 @app.command()

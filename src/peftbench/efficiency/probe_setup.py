@@ -1,12 +1,11 @@
 """What `inspect` and `probe-batch` look at: model, task, methods, batch shape and the memory settings, from
-an experiment file or from command-line flags; and the table `inspect` prints."""
+an experiment file or from command-line flags (the tables they print are in efficiency/tables.py)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from rich.table import Table
 
 from peftbench.config import MethodConfig, QuantizationConfig, apply_overrides
 from peftbench.efficiency.memory_options import MemoryOptions
@@ -14,7 +13,6 @@ from peftbench.errors import PeftbenchError
 
 if TYPE_CHECKING:
     from peftbench.config import ExperimentConfig
-    from peftbench.efficiency.estimate import Inspection
 
 
 def parse_method(text: str) -> MethodConfig:
@@ -160,51 +158,3 @@ def meta_base(setup: ProbeSetup):
     source = models.resolve(setup.model)
     task = TASKS.get(setup.task)
     return source, task, meta_model(source, task, setup.num_labels)
-
-
-def mib(value: int | None) -> str:
-    return "–" if value is None else f"{value / 2**20:,.1f}"
-
-
-def _settings(memory: MemoryOptions) -> str:
-    return " · ".join(
-        [
-            f"optim {memory.optim}",
-            *(["gradient checkpointing"] if memory.gradient_checkpointing else []),
-            *([f"{memory.quantization.bits}-bit base"] if memory.quantization else []),
-        ]
-    )
-
-
-def probe_table(setup: ProbeSetup, probes: list) -> Table:
-    title = f"largest training batch · {setup.model} · {setup.seq_len} tokens per example"
-    table = Table(title=f"{title} · {_settings(setup.memory)}")
-    for column in ("method", "largest batch", "memory MiB", "x vs first"):
-        table.add_column(column, justify="left" if column == "method" else "right")
-    first = probes[0].batch_size or None
-    for probe in probes:
-        ratio = f"{probe.batch_size / first:.2g}x" if first else "–"
-        table.add_row(probe.method, str(probe.batch_size), mib(probe.memory_bytes), ratio)
-    return table
-
-
-def inspection_table(setup: ProbeSetup, found: list["Inspection"]) -> Table:
-    title = f"{setup.model} · {setup.task} · batch {setup.batch_size} x {setup.seq_len} tokens"
-    table = Table(title=f"{title} · {_settings(setup.memory)}")
-    for column in ("method", "total", "trainable", "%", "saved as", "MiB"):
-        table.add_column(column, justify="left" if column in ("method", "saved as") else "right")
-    for column in ("weights", "gradients", "optimizer", "activations", "training total"):
-        table.add_column(f"{column} MiB", justify="right")
-    for row in found:
-        parts = (row.memory.weights, row.memory.gradients, row.memory.optimizer, row.memory.activations)
-        table.add_row(
-            row.label,
-            f"{row.total_params:,}",
-            f"{row.trainable_params:,}",
-            f"{row.trainable_percent:.3g}",
-            row.artifact,
-            mib(row.artifact_bytes),
-            *(mib(v) for v in parts),
-            mib(row.memory.total),
-        )
-    return table
