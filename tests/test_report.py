@@ -2,7 +2,9 @@
 
 import csv
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from peftbench.text_metrics import text_metrics
 runner = CliRunner()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true")  # CI sets CI=true: skipping there is a failure
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-from report_in_browser import CHROMIUM, probe_report  # noqa: E402
+from report_in_browser import CHROMEDRIVER, CHROMIUM, open_report, probe_report  # noqa: E402
 
 
 def test_pareto_front_keeps_undominated_points():
@@ -80,6 +82,8 @@ def test_report_files_and_contents(classification_runs):
     assert "| lora | 2 |" in text  # two seeds pooled into one row
     page = (classification_runs / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 7 and "src='figures/" not in page  # self-contained
+    assert not re.search(r"<(script|link|img|iframe)[^>]*(src|href)\s*=\s*['\"]?(https?:)?//", page)
+    assert "vegaEmbed(" in page and "download='summary.csv'" in page  # no CDN: the JavaScript is inline
 
 
 def test_report_on_empty_folder_is_a_clear_error(tmp_path):
@@ -136,3 +140,99 @@ def test_paired_bleu_test_scores_the_tables_bleu_on_a_sparse_corpus(tmp_path):
         )
     assert test["bleu"] > 0 and sacrebleu.corpus_bleu(run, streams, smooth_method="none").score == 0
     assert test["difference"] == pytest.approx(test["bleu"] - test["reference_bleu"])
+
+
+MEAN_POINTS = """const found = [];
+const walk = node => {
+  if (node.marktype && node.name === 'means_marks')
+    node.items.forEach(i => found.push({run: i.datum.run, px: i.x, py: i.y, x: i.datum.x, y: i.datum.y,
+                                        front: i.datum.on_front}));
+  (node.items || []).forEach(walk);
+};
+walk(window.paretoResult.view.scenegraph().root);
+return found;"""
+
+
+def _mean_points(driver) -> dict[str, dict]:
+    return {p["run"]: p for p in driver.execute_script(MEAN_POINTS)}
+
+
+def _test_loss(root: Path, name: str) -> float:
+    """The mean over both seeds of result.json's test loss (summary.csv does not carry it)."""
+    losses = [json.loads((root / f"{name}@seed{s}" / "result.json").read_text()) for s in (1, 2)]
+    return sum(r["metrics"]["test"]["loss"] for r in losses) / 2
+
+
+def _first_column(driver, table: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [
+        r.find_element(By.TAG_NAME, "td").text
+        for r in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+    ]
+
+
+def _dominated(row: dict, rows: list[dict], x: str, y: str) -> bool:
+    """Lower x (training seconds) and lower y (test loss) are better."""
+    return any(
+        o[x] <= row[x] and o[y] <= row[y] and (o[x], o[y]) != (row[x], row[y]) for o in rows if o is not row
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    (CHROMIUM is None or CHROMEDRIVER is None) and not IN_CI,
+    reason="needs Debian's chromium and chromium-driver (scripts/setup.sh installs them)",
+)
+def test_report_plot_follows_the_picked_axes_and_tables_sort_in_chromium(classification_runs):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    assert CHROMIUM and CHROMEDRIVER, "CI must drive the report: scripts/setup.sh installs chromium-driver"
+    runner.invoke(app, ["report", str(classification_runs)])
+    rows = {r["run"]: r for r in csv.DictReader((classification_runs / "summary.csv").open())}
+    with open_report(classification_runs / "report.html", width=1280) as driver:
+        WebDriverWait(driver, 60).until(lambda d: d.execute_script("return !!window.paretoResult"))
+        before = _mean_points(driver)
+        assert set(before) == {"full", "lora"}  # the baselines train no parameters: off a log axis
+        for name, point in before.items():
+            assert point["x"] == pytest.approx(math.log10(float(rows[name]["trainable_params"])))
+            assert point["y"] == pytest.approx(float(rows[name]["accuracy"]))
+
+        Select(driver.find_element(By.CSS_SELECTOR, "select[name=x_metric]")).select_by_value("train_seconds")
+        Select(driver.find_element(By.CSS_SELECTOR, "select[name=y_metric]")).select_by_value("loss")
+        WebDriverWait(driver, 30).until(lambda d: _mean_points(d)["full"]["x"] != before["full"]["x"])
+        after = _mean_points(driver)
+        expected = {
+            name: {
+                "seconds": float(rows[name]["train_seconds"]),
+                "loss": _test_loss(classification_runs, name),
+            }
+            for name in ("full", "lora")
+        }
+        for name, point in after.items():
+            assert point["x"] == pytest.approx(expected[name]["seconds"])
+            assert point["y"] == pytest.approx(expected[name]["loss"])
+        assert {n: p["px"] for n, p in after.items()} != {n: p["px"] for n, p in before.items()}
+        assert {n: p["py"] for n, p in after.items()} != {n: p["py"] for n, p in before.items()}
+        fast = min(after, key=lambda n: after[n]["x"])
+        assert after[fast]["px"] < max(p["px"] for p in after.values())  # x grows to the right
+        for name, point in after.items():
+            assert point["front"] == (
+                not _dominated(expected[name], list(expected.values()), "seconds", "loss")
+            )
+
+        header = driver.find_elements(By.CSS_SELECTOR, "#cost thead th")
+        column = [h.text for h in header].index("train s")
+        timed = sorted((float(r["train_seconds"]), n) for n, r in rows.items() if r["train_seconds"])
+        order = [name for _, name in timed]
+        header[column].click()
+        shown = _first_column(driver, "cost")
+        assert shown[:2] == order and len(shown) == 4  # numbers first, in order; "–" rows last
+        header[column].click()
+        assert _first_column(driver, "cost")[:2] == order[::-1]
+
+        width, scroll = driver.execute_script(
+            "return [window.innerWidth, document.documentElement.scrollWidth]"
+        )
+        assert width == 1280 and scroll <= width, f"the page scrolls sideways at 1280 px: {scroll}"

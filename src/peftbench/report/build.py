@@ -9,6 +9,7 @@ from peftbench.report.collect import (
     load_current_groups,
     warnings_for,
 )
+from peftbench.report.explore import explore_data
 from peftbench.report.model import Report
 from peftbench.report.render import html, markdown, summary_csv
 from peftbench.report.samples import merge_samples
@@ -99,6 +100,7 @@ def build(root: Path, reference: str = "full") -> Report:
         samples=merge_samples([g.runs[0] for g in groups], 3),
         lr_search=search,
         figure_notes=notes,
+        explore=explore_data(groups, metrics),
     )
 
 

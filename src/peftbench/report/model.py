@@ -16,3 +16,4 @@ class Report:
     samples: list[dict] = field(default_factory=list)
     lr_search: dict | None = None  # lr_search.json of a fair-comparison experiment
     figure_notes: dict[str, str] = field(default_factory=dict)  # figure title -> what it shows
+    explore: dict | None = None  # explore.explore_data: the interactive plot's metrics and points

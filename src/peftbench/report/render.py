@@ -7,6 +7,7 @@ import html as html_lib
 import io
 import re
 
+from peftbench.report.interactive import SORT_STYLE, csv_link, pareto_section, sort_script
 from peftbench.report.model import Report
 from peftbench.report.summary import format_value
 from peftbench.report.tables import Table, cost_table, quality_table
@@ -105,10 +106,12 @@ def _cell(text: str, hover: str) -> str:
 
 
 def _html_table(table: Table, table_id: str) -> str:
+    """Click a header to sort by that column (numbers as numbers)."""
     head = "<tr>" + "".join(f"<th>{html_lib.escape(h)}</th>" for h in table.header) + "</tr>"
     rows = ["<tr>" + "".join(_cell(text, hover) for text, hover in row) + "</tr>" for row in table.rows]
+    body = "".join(rows)
     parts = [
-        f"<table id='{table_id}'>{head}{''.join(rows)}</table>",
+        f"<table id='{table_id}' class='sortable'><thead>{head}</thead><tbody>{body}</tbody></table>",
         f"<p class='note'>{_inline(table.legend)}</p>",
     ]
     if table.notes:
@@ -120,7 +123,7 @@ def html(report: Report) -> str:
     escape = html_lib.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(report.title)}</title>",
-        f"<style>{STYLE}</style></head><body><h1>{escape(report.title)}</h1>",
+        f"<style>{STYLE}{SORT_STYLE}</style></head><body><h1>{escape(report.title)}</h1>",
         f"<p>Task: <code>{escape(report.task)}</code>; "
         f"reference: <code>{escape(str(report.reference))}</code>.</p>",
         "<h2>Verdict</h2><ul id='verdict'>",
@@ -135,7 +138,8 @@ def html(report: Report) -> str:
         parts.append("</ul></div>")
     for heading, table in sections(report):
         parts += [f"<h2>{escape(heading)}</h2>", _html_table(table, heading.lower().replace(" ", "-"))]
-    parts.append(f"<p class='note'>{escape(NOTES)}</p>")
+    parts += [f"<p class='note'>{escape(NOTES)}</p>", csv_link(summary_csv(report))]
+    parts.append(pareto_section(report.explore))
     for title, png in report.figures.items():
         encoded = base64.b64encode(png).decode()
         parts.append(
@@ -152,7 +156,7 @@ def html(report: Report) -> str:
                 f"<tr><th>{escape(r)}</th><td>{escape(t)}</td></tr>" for r, t in sample["outputs"].items()
             ]
             parts.append("</table>")
-    parts.append("</body></html>")
+    parts += [sort_script(), "</body></html>"]
     return "\n".join(parts)
 
 
