@@ -146,7 +146,7 @@ def _search_grid(experiment, tmp_path, strategy):
     experiment["training"] = {**experiment["training"], "batch_size": 8}
     experiment["lr_search"] = {
         "learning_rates": HALVING_RATES,
-        "epochs": 3,
+        "epochs": 9,
         "max_train_samples": 96,
         "strategy": strategy,
     }
@@ -159,7 +159,7 @@ def _search_grid(experiment, tmp_path, strategy):
 def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_rate(experiment, tmp_path):
     halving_dir, halving = _search_grid(experiment, tmp_path, "halving")
     _, exhaustive = _search_grid(experiment, tmp_path, "exhaustive")
-    full_run = math.ceil(96 / 8) * 3  # steps of one search run: 96 examples, batch 8, 3 epochs
+    full_run = math.ceil(96 / 8) * 9  # steps of one search run: 96 examples, batch 8, 9 epochs
     assert exhaustive["steps"]["spent"] == exhaustive["steps"]["exhaustive"] == len(HALVING_RATES) * full_run
     assert halving["steps"]["exhaustive"] == len(HALVING_RATES) * full_run
     spent = sum(
@@ -180,10 +180,10 @@ def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_r
     assert statuses[1e-6] == statuses[3.0] == "pruned" and statuses[chosen] == "complete"
     assert halving["strategy"] == "halving" and halving["halving"]["rung_fractions"] == ["1/9", "3/9", "9/9"]
     pruned = [t for t in found["trials"] if t["status"] == "pruned"]
-    assert {t["pruned_at_step"] for t in pruned} <= {4, 12} and all("last_value" in t for t in pruned)
+    assert {t["pruned_at_step"] for t in pruned} <= {12, 36} and all("last_value" in t for t in pruned)
     assert not list((halving_dir / SEARCH_FOLDER).glob("*/trainer/checkpoint-*"))  # none left behind
     survivor = json.loads(
         (halving_dir / SEARCH_FOLDER / f"full-lr{chosen:g}" / lr_search.SEARCH_FILE).read_text()
     )
     segments = [(r["step"], r["resumed_from"]) for r in survivor["rungs"]]
-    assert segments == [(4, 0), (12, 4), (36, 12)]  # each rung went on from the last: nothing retrained
+    assert segments == [(12, 0), (36, 12), (108, 36)]  # each rung went on from the last: nothing retrained
