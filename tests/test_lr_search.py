@@ -5,8 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from conftest import write_reviews
+import torch
+from conftest import _save_tiny, write_reviews
 from rich.console import Console
+from transformers import BertConfig, BertForSequenceClassification
 
 from peftbench import lr_search, results, run_folder
 from peftbench.errors import PeftbenchError
@@ -105,6 +107,10 @@ def test_grid_with_search_runs_final_runs_at_the_chosen_rates(searched, tmp_path
     assert report.lr_search == summary and "Learning-rate search (validation split)" in report.figures
     markdown = write(report, tmp_path / "report")[0].read_text()
     assert "## Learning-rate search" in markdown and "★" in markdown
+    assert (
+        "Search: exhaustive (every rate trained all its epochs). It trained 12 optimizer steps, 100%"
+        in markdown
+    )
 
 
 def test_search_strategy_is_halving_or_exhaustive(searched):
@@ -134,14 +140,22 @@ def test_the_pruner_keeps_exactly_the_best_of_a_synchronous_rung(count, lower, s
     assert kept == set(best)
 
 
-HALVING_RATES = [1e-6, 1e-5, 1e-4, 3e-3, 1e-2, 3.0]  # the extremes clearly lose: too slow, diverging
+HALVING_RATES = [1e-6, 1e-5, 1e-4, 1e-2, 1.0, 3.0]  # 1e-2 learns; the others are too slow or diverge
 
 
-def _search_grid(experiment, tmp_path, strategy):
+@pytest.fixture(scope="module")
+def seeded_bert(tmp_path_factory):
+    """The tiny BERT drawn from a fixed seed: which rate wins must not depend on the tests run before."""
+    torch.manual_seed(0)
+    return _save_tiny(tmp_path_factory.mktemp("seeded-bert"), BertConfig, BertForSequenceClassification)
+
+
+def _search_grid(experiment, model, tmp_path, strategy):
     """Full fine-tuning of the tiny BERT on reviews whose mood words give the label away: 1e-2 learns it."""
     reviews = tmp_path / "more-reviews.csv"
     write_reviews(reviews, count=240)
     experiment = {**experiment, "name": strategy, "baselines": False, "methods": [{"method": "full"}]}
+    experiment["model"] = str(model)
     experiment["data"] = {**experiment["data"], "dataset": str(reviews)}
     experiment["training"] = {**experiment["training"], "batch_size": 8}
     experiment["lr_search"] = {
@@ -156,9 +170,11 @@ def _search_grid(experiment, tmp_path, strategy):
 
 
 @pytest.mark.slow
-def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_rate(experiment, tmp_path):
-    halving_dir, halving = _search_grid(experiment, tmp_path, "halving")
-    _, exhaustive = _search_grid(experiment, tmp_path, "exhaustive")
+def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_rate(
+    experiment, seeded_bert, tmp_path
+):
+    halving_dir, halving = _search_grid(experiment, seeded_bert, tmp_path, "halving")
+    _, exhaustive = _search_grid(experiment, seeded_bert, tmp_path, "exhaustive")
     full_run = math.ceil(96 / 8) * 9  # steps of one search run: 96 examples, batch 8, 9 epochs
     assert exhaustive["steps"]["spent"] == exhaustive["steps"]["exhaustive"] == len(HALVING_RATES) * full_run
     assert halving["steps"]["exhaustive"] == len(HALVING_RATES) * full_run
@@ -177,7 +193,7 @@ def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_r
         next(t["value"] for t in reference["trials"] if t["learning_rate"] == chosen), rel=1e-6
     )
     statuses = {t["learning_rate"]: t["status"] for t in found["trials"]}
-    assert statuses[1e-6] == statuses[3.0] == "pruned" and statuses[chosen] == "complete"
+    assert chosen == 1e-2 and statuses[1e-6] == statuses[3.0] == "pruned" and statuses[chosen] == "complete"
     assert halving["strategy"] == "halving" and halving["halving"]["rung_fractions"] == ["1/9", "3/9", "9/9"]
     pruned = [t for t in found["trials"] if t["status"] == "pruned"]
     assert {t["pruned_at_step"] for t in pruned} <= {12, 36} and all("last_value" in t for t in pruned)
@@ -187,3 +203,7 @@ def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_r
     )
     segments = [(r["step"], r["resumed_from"]) for r in survivor["rungs"]]
     assert segments == [(12, 0), (36, 12), (108, 36)]  # each rung went on from the last: nothing retrained
+    markdown = write(build(halving_dir), tmp_path / "report")[0].read_text()
+    assert "Search: successive halving (Optuna's SuccessiveHalvingPruner)" in markdown
+    assert "It trained 192 optimizer steps, 30% of the 648 of an exhaustive search" in markdown
+    assert "pruned" in markdown
