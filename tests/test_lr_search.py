@@ -3,14 +3,19 @@
 import json
 import math
 
+import numpy as np
 import pytest
+import torch
+from conftest import _save_tiny, write_reviews
 from rich.console import Console
+from transformers import BertConfig, BertForSequenceClassification
 
 from peftbench import lr_search, results, run_folder
 from peftbench.errors import PeftbenchError
 from peftbench.executor import run_grid
 from peftbench.experiment import build_config
 from peftbench.grid import SEARCH_FOLDER
+from peftbench.halving import arrival_order
 from peftbench.report import build, write
 
 
@@ -81,10 +86,13 @@ def test_lower_loss_wins_by_default(searched, tmp_path):
 def test_grid_with_search_runs_final_runs_at_the_chosen_rates(searched, tmp_path):
     searched["methods"] = [{"method": "head"}, {"method": "lora", "r": 2, "target_modules": ["query"]}]
     searched["baselines"] = False
+    searched["lr_search"]["strategy"] = "exhaustive"
     del searched["seeds"]
     directory, failed = run_grid(build_config(searched), inline=True, console=Console(quiet=True))
     assert failed == []
     summary = json.loads((directory / lr_search.SUMMARY_FILE).read_text())
+    assert summary["strategy"] == "exhaustive" and "halving" not in summary
+    assert summary["steps"]["spent"] == summary["steps"]["exhaustive"] == 2 * 2 * math.ceil(24 / 8)
     for name in ("head", "lora"):
         found = summary["methods"][name]
         assert [t["status"] for t in found["trials"]] == ["complete", "complete"]
@@ -99,3 +107,103 @@ def test_grid_with_search_runs_final_runs_at_the_chosen_rates(searched, tmp_path
     assert report.lr_search == summary and "Learning-rate search (validation split)" in report.figures
     markdown = write(report, tmp_path / "report")[0].read_text()
     assert "## Learning-rate search" in markdown and "★" in markdown
+    assert (
+        "Search: exhaustive (every rate trained all its epochs). It trained 12 optimizer steps, 100%"
+        in markdown
+    )
+
+
+def test_search_strategy_is_halving_or_exhaustive(searched):
+    assert build_config(searched).lr_search.strategy == "halving"
+    searched["lr_search"]["strategy"] = "random"
+    with pytest.raises(PeftbenchError, match="strategy"):
+        build_config(searched)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(("count", "lower"), [(6, True), (6, False), (9, True), (4, True), (2, False)])
+def test_the_pruner_keeps_exactly_the_best_of_a_synchronous_rung(count, lower, seed):
+    """Optuna's pruner (ASHA) asked in arrival_order keeps the best count // 3 (at least one), whatever the
+    values' order: what synchronous successive halving keeps."""
+    import optuna
+
+    values = dict(zip(range(count), np.random.default_rng(seed).permutation(count) * 0.1, strict=True))
+    study = optuna.create_study(
+        direction="minimize" if lower else "maximize",
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3),
+    )
+    trials = {rate: study.ask() for rate in values}
+    for rate, trial in trials.items():
+        trial.report(values[rate], 2)
+    kept = {rate for rate in arrival_order(values, 3, lower) if not trials[rate].should_prune()}
+    best = sorted(values, key=lambda rate: values[rate], reverse=not lower)[: max(1, count // 3)]
+    assert kept == set(best)
+
+
+HALVING_RATES = [1e-6, 1e-5, 1e-4, 1e-2, 1.0, 3.0]  # 1e-2 learns; the others are too slow or diverge
+
+
+@pytest.fixture(scope="module")
+def seeded_bert(tmp_path_factory):
+    """The tiny BERT drawn from a fixed seed: which rate wins must not depend on the tests run before."""
+    torch.manual_seed(0)
+    return _save_tiny(tmp_path_factory.mktemp("seeded-bert"), BertConfig, BertForSequenceClassification)
+
+
+def _search_grid(experiment, model, tmp_path, strategy):
+    """Full fine-tuning of the tiny BERT on reviews whose mood words give the label away: 1e-2 learns it."""
+    reviews = tmp_path / "more-reviews.csv"
+    write_reviews(reviews, count=240)
+    experiment = {**experiment, "name": strategy, "baselines": False, "methods": [{"method": "full"}]}
+    experiment["model"] = str(model)
+    experiment["data"] = {**experiment["data"], "dataset": str(reviews)}
+    experiment["training"] = {**experiment["training"], "batch_size": 8}
+    experiment["lr_search"] = {
+        "learning_rates": HALVING_RATES,
+        "epochs": 9,
+        "max_train_samples": 96,
+        "strategy": strategy,
+    }
+    directory, failed = run_grid(build_config(experiment), inline=True, console=Console(quiet=True))
+    assert failed == []
+    return directory, json.loads((directory / lr_search.SUMMARY_FILE).read_text())
+
+
+@pytest.mark.slow
+def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_rate(
+    experiment, seeded_bert, tmp_path
+):
+    halving_dir, halving = _search_grid(experiment, seeded_bert, tmp_path, "halving")
+    _, exhaustive = _search_grid(experiment, seeded_bert, tmp_path, "exhaustive")
+    full_run = math.ceil(96 / 8) * 9  # steps of one search run: 96 examples, batch 8, 9 epochs
+    assert exhaustive["steps"]["spent"] == exhaustive["steps"]["exhaustive"] == len(HALVING_RATES) * full_run
+    assert halving["steps"]["exhaustive"] == len(HALVING_RATES) * full_run
+    spent = sum(
+        json.loads((halving_dir / SEARCH_FOLDER / f"full-lr{rate:g}" / lr_search.SEARCH_FILE).read_text())[
+            "steps_trained"
+        ]
+        for rate in HALVING_RATES
+    )  # from the runs' own records
+    assert halving["steps"]["spent"] == spent <= 0.4 * len(HALVING_RATES) * full_run
+    found, reference = halving["methods"]["full"], exhaustive["methods"]["full"]
+    assert found["chosen_learning_rate"] == reference["chosen_learning_rate"]
+    chosen = found["chosen_learning_rate"]
+    value = next(t["value"] for t in found["trials"] if t["learning_rate"] == chosen)
+    assert value == pytest.approx(  # the survivor's run is its exhaustive run, paused and resumed
+        next(t["value"] for t in reference["trials"] if t["learning_rate"] == chosen), rel=1e-6
+    )
+    statuses = {t["learning_rate"]: t["status"] for t in found["trials"]}
+    assert chosen == 1e-2 and statuses[1e-6] == statuses[3.0] == "pruned" and statuses[chosen] == "complete"
+    assert halving["strategy"] == "halving" and halving["halving"]["rung_fractions"] == ["1/9", "3/9", "9/9"]
+    pruned = [t for t in found["trials"] if t["status"] == "pruned"]
+    assert {t["pruned_at_step"] for t in pruned} <= {12, 36} and all("last_value" in t for t in pruned)
+    assert not list((halving_dir / SEARCH_FOLDER).glob("*/trainer/checkpoint-*"))  # none left behind
+    survivor = json.loads(
+        (halving_dir / SEARCH_FOLDER / f"full-lr{chosen:g}" / lr_search.SEARCH_FILE).read_text()
+    )
+    segments = [(r["step"], r["resumed_from"]) for r in survivor["rungs"]]
+    assert segments == [(12, 0), (36, 12), (108, 36)]  # each rung went on from the last: nothing retrained
+    markdown = write(build(halving_dir), tmp_path / "report")[0].read_text()
+    assert "Search: successive halving (Optuna's SuccessiveHalvingPruner)" in markdown
+    assert "It trained 192 optimizer steps, 30% of the 648 of an exhaustive search" in markdown
+    assert "pruned" in markdown

@@ -55,6 +55,28 @@ def drop_checkpoints(output_dir: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class PauseAt(TrainerCallback):
+    """Stops training after max_steps * num // den optimizer steps (at least one) with a checkpoint there,
+    to be resumed later: a rung of the halving learning-rate search. The learning-rate schedule is the full
+    run's, so the resumed run goes on exactly as if it had never stopped."""
+
+    def __init__(self, num: int, den: int) -> None:
+        self.num, self.den, self.step, self.paused = num, den, None, False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.step = max(1, state.max_steps * self.num // self.den)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step < state.max_steps:
+            control.should_save = control.should_training_stop = self.paused = True
+
+
+def drop_unless_paused(output_dir: Path, trainer) -> None:
+    """After training: checkpoints go, unless a PauseAt stopped the run to resume it later."""
+    if not any(isinstance(c, PauseAt) and c.paused for c in trainer.callback_handler.callbacks):
+        drop_checkpoints(output_dir)
+
+
 class EpochSeededLengthSampler(LengthGroupedSampler):
     """group_by_length's sampler, its order drawn from seed + epoch as the Trainer's random sampler's is. The
     Trainer's draws from the global torch RNG when an epoch starts; a run resumed mid-epoch rebuilds the

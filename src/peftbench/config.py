@@ -14,6 +14,7 @@ from peftbench.forgetting_config import (
     InterpolationOption,
 )
 from peftbench.schema import NumbersAreNumbers, Strict, path_safe
+from peftbench.search_config import LrSearchConfig
 
 
 class QuantizationConfig(Strict):
@@ -154,23 +155,6 @@ class GenerationConfig(Strict):
     batch_size: int = Field(16, gt=0)
     num_samples: int = Field(5, ge=0, description="Generated samples copied into result.json")
     max_eval_prompts: int | None = Field(None, gt=0, description="Generate for at most this many prompts")
-
-
-class LrSearchConfig(Strict):
-    """Fair-comparison mode: a short run per candidate rate and method, scored on the validation split."""
-
-    learning_rates: list[Annotated[float, Field(gt=0)]] = Field(
-        [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3], min_length=2, description="Candidate rates, tried per method"
-    )
-    epochs: float = Field(1, gt=0, description="Training epochs of each search run")
-    metric: str = Field(
-        "loss", description="Validation metric that picks the rate: loss (lower wins), accuracy, f1_macro"
-    )
-    max_train_samples: int | None = Field(None, gt=0, description="Train each search run on a subset")
-
-    @property
-    def lower_is_better(self) -> bool:
-        return self.metric in ("loss", "perplexity")
 
 
 class LauncherConfig(Strict):

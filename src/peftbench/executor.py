@@ -16,6 +16,7 @@ from peftbench.config import ExperimentConfig
 from peftbench.display import GridDisplay
 from peftbench.errors import PeftbenchError
 from peftbench.grid import RunSpec, expand, expand_methods
+from peftbench.halving import run_halving
 from peftbench.interrupts import Interrupted, SignalGuard
 from peftbench.launch import RayOptions, launch_command
 from peftbench.progress import LOG_FILE, PROGRESS_FILE
@@ -163,9 +164,13 @@ def _inputs_key(config: ExperimentConfig) -> tuple:
 
 def _search(loop: _GridLoop, config: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
     """Fair-comparison mode: search each method's learning rate, then return the experiment at those rates."""
-    failed = loop.run(lr_search.search_specs(config), "lr search")
-    summary = lr_search.pick_rates(loop.directory, config)
-    loop.console.print("[bold]learning rates chosen on the validation split[/bold]")
+    if config.lr_search.strategy == "halving":
+        pruned = run_halving(config, loop.directory, loop.run)
+        failed = lr_search.failures(loop.directory, config)  # a run paused at a rung has not failed
+    else:
+        pruned, failed = None, loop.run(lr_search.search_specs(config), "lr search")
+    summary = lr_search.pick_rates(loop.directory, config, pruned)
+    loop.console.print(f"[bold]learning rates chosen on the validation split ({summary['strategy']})[/bold]")
     for line in lr_search.describe(summary):
         loop.console.print(f"  {line}")
     chosen, unusable = lr_search.with_chosen_rates(config, summary)

@@ -11,6 +11,7 @@ from peftbench import results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.grid import SEARCH_FOLDER, RunSpec, expand_methods
 from peftbench.run_folder import read_run
+from peftbench.search_config import LrSearchConfig
 
 SEARCH_FILE = "search.json"  # written by each search run
 SUMMARY_FILE = "lr_search.json"  # the whole search, next to the experiment's runs
@@ -22,58 +23,109 @@ def candidate(entry: MethodConfig, rate: float, epochs: float) -> MethodConfig:
     )
 
 
-def search_specs(config: ExperimentConfig) -> list[RunSpec]:
-    """One short run per method and candidate rate, on the first seed and the configured data."""
+def _search_base(config: ExperimentConfig) -> ExperimentConfig:
+    """The experiment a search run trains in: the first seed, the search's data, one rate per run. A
+    halving search's runs carry its rungs: their hash is not the exhaustive runs' (their records differ)."""
     search = config.lr_search
     data = config.data.model_copy(
         update={"max_train_samples": search.max_train_samples or config.data.max_train_samples}
     )
-    base = config.model_copy(
+    rungs = None
+    if search.strategy == "halving":
+        rungs = search.model_copy(update={"learning_rates": LrSearchConfig().learning_rates})
+    return config.model_copy(
         update={
             "seed": (config.seeds or [config.seed])[0],
             "seeds": None,
             "data_fractions": None,
             "data": data,
             "baselines": False,
-            "lr_search": None,
+            "lr_search": rungs,
         }
     )
+
+
+def search_spec(
+    config: ExperimentConfig, entry: MethodConfig, rate: float, pause_at: tuple[int, int] | None = None
+) -> RunSpec:
+    """The search run of one method at one rate; `pause_at` stops it part-way (a halving rung)."""
+    single = candidate(entry, rate, config.lr_search.epochs)
+    return RunSpec("search", "", _search_base(config).model_copy(update={"methods": [single]}), pause_at)
+
+
+def search_specs(config: ExperimentConfig) -> list[RunSpec]:
+    """The exhaustive search: one full search run per method and candidate rate."""
     return [
-        RunSpec("search", "", base.model_copy(update={"methods": [candidate(entry, rate, search.epochs)]}))
+        search_spec(config, entry, rate)
         for entry in expand_methods(config.methods)
-        for rate in search.learning_rates
+        for rate in config.lr_search.learning_rates
     ]
 
 
-def _trial(folder: Path, rate: float, metric: str) -> dict:
-    """One search run's outcome; a failed, missing or diverged run has no value and cannot be chosen."""
+def _trial(folder: Path, rate: float, metric: str, pruned: dict | None) -> dict:
+    """One search run's outcome; a failed, missing, diverged or pruned run has no value and cannot be
+    chosen. steps_trained and max_steps are as the run recorded them (None for a run that recorded none)."""
+    record = results.read_json(folder / SEARCH_FILE) or {}
+    steps = {"steps_trained": record.get("steps_trained"), "max_steps": record.get("max_steps")}
+    if pruned is not None:
+        return {"learning_rate": rate, "value": None, "status": "pruned", **pruned, **steps}
     run = read_run(folder, SEARCH_FILE)
     if run.status != "complete":
-        return {"learning_rate": rate, "value": None, "status": run.status}
+        return {"learning_rate": rate, "value": None, "status": run.status, **steps}
     if not run.finished:
         return {"learning_rate": rate, "value": None, "status": "damaged"}
     value = run.result["validation"].get(metric)
     if value is None or not math.isfinite(value):
-        return {"learning_rate": rate, "value": None, "status": "diverged"}
+        return {"learning_rate": rate, "value": None, "status": "diverged", **steps}
     return {
         "learning_rate": rate,
         "value": value,
         "status": run.status,
         "train_seconds": run.result["train_seconds"],
+        **steps,
     }
 
 
-def pick_rates(directory: Path, config: ExperimentConfig) -> dict:
-    """Pick each method's best rate from its search runs and write lr_search.json; returns that summary."""
+def _steps(trials: list[dict]) -> dict:
+    """Optimizer steps the search runs recorded, and what training every rate in full would have taken."""
+    full = max((t["max_steps"] for t in trials if t.get("max_steps")), default=None)
+    return {
+        "spent": sum(t.get("steps_trained") or 0 for t in trials),
+        "exhaustive": full * len(trials) if full else None,
+    }
+
+
+def _strategy(search) -> dict:
+    if search.strategy == "exhaustive":
+        return {"strategy": "exhaustive"}
+    return {
+        "strategy": "halving",
+        "halving": {
+            "pruner": "optuna.pruners.SuccessiveHalvingPruner",
+            "reduction_factor": search.reduction_factor,
+            "rungs": search.rungs,
+            "rung_fractions": [
+                f"{search.reduction_factor**k}/{search.reduction_factor ** (search.rungs - 1)}"
+                for k in range(search.rungs)
+            ],
+        },
+    }
+
+
+def pick_rates(directory: Path, config: ExperimentConfig, pruned: dict[str, dict] | None = None) -> dict:
+    """Pick each method's best rate from its search runs and write lr_search.json; returns that summary.
+    `pruned`: the rates a halving search stopped early, per method (halving.run_halving)."""
     search = config.lr_search
     pick = min if search.lower_is_better else max
     methods = {}
     for entry in expand_methods(config.methods):
+        stopped = (pruned or {}).get(entry.run_name, {})
         trials = [
             _trial(
                 directory / SEARCH_FOLDER / candidate(entry, rate, search.epochs).run_name,
                 rate,
                 search.metric,
+                stopped.get(rate),
             )
             for rate in search.learning_rates
         ]
@@ -84,15 +136,25 @@ def pick_rates(directory: Path, config: ExperimentConfig) -> dict:
             "chosen_learning_rate": pick(scored, key=lambda t: t["value"])["learning_rate"]
             if scored
             else None,
+            "steps": _steps(trials),
             "trials": trials,
         }
+    counts = [found["steps"] for found in methods.values()]
+    exhaustive = [c["exhaustive"] for c in counts]
     summary = {
+        **_strategy(search),
         "metric": search.metric,
         "lower_is_better": search.lower_is_better,
         "split": "validation",
         "epochs": search.epochs,
         "max_train_samples": search.max_train_samples or config.data.max_train_samples,
         "seed": (config.seeds or [config.seed])[0],
+        "steps": {
+            "spent": sum(c["spent"] for c in counts),
+            "exhaustive": sum(exhaustive) if all(exhaustive) else None,
+            "definition": "optimizer steps trained by the search runs, as each recorded (steps_trained); "
+            "exhaustive: every candidate rate trained for all its steps (max_steps x rates)",
+        },
         "methods": methods,
     }
     results.write_json(directory / SUMMARY_FILE, summary)
@@ -114,17 +176,41 @@ def with_chosen_rates(config: ExperimentConfig, summary: dict) -> tuple[Experime
     return config.model_copy(update={"methods": methods, "lr_search": None}), failed
 
 
+def failures(directory: Path, config: ExperimentConfig) -> list[str]:
+    """One line per search run that failed; a run paused at a halving rung (pruned) has not."""
+    lines = []
+    for entry in expand_methods(config.methods):
+        for rate in config.lr_search.learning_rates:
+            folder = directory / SEARCH_FOLDER / candidate(entry, rate, config.lr_search.epochs).run_name
+            run = read_run(folder, SEARCH_FILE)
+            if run.status not in ("complete", "paused", "missing"):
+                lines.append(f"{folder.name}: {run.error or run.status}")
+    return lines
+
+
+def _outcome(trial: dict) -> str:
+    if trial["value"] is not None:
+        return f"{trial['learning_rate']:g}→{trial['value']:.4g}"
+    if trial["status"] == "pruned":
+        where = f"step {trial['pruned_at_step']}: {trial['last_value']:.4g}"
+        return f"{trial['learning_rate']:g}→pruned ({where})"
+    return f"{trial['learning_rate']:g}→{trial['status']}"
+
+
 def describe(summary: dict) -> list[str]:
-    """One line per method: the rates tried, the chosen one, and the validation score it won with."""
+    """One line per method: the rates tried, the chosen one, and the validation score it won with; then
+    the steps the search trained against an exhaustive search's."""
     lines = []
     for name, found in summary["methods"].items():
-        tried = ", ".join(
-            f"{t['learning_rate']:g}→{t['value']:.4g}"
-            if t["value"] is not None
-            else f"{t['learning_rate']:g}→{t['status']}"
-            for t in found["trials"]
-        )
+        tried = ", ".join(_outcome(t) for t in found["trials"])
         chosen = found["chosen_learning_rate"]
         picked = f"lr {chosen:g}" if chosen else "no usable rate"
         lines.append(f"{name}: {picked} (validation {summary['metric']}: {tried})")
+    steps = summary["steps"]
+    if steps["exhaustive"]:
+        share = steps["spent"] / steps["exhaustive"]
+        lines.append(
+            f"{summary['strategy']} search: {steps['spent']} training steps, {share:.0%} of the "
+            f"{steps['exhaustive']} an exhaustive search takes"
+        )
     return lines

@@ -16,7 +16,8 @@ from peftbench.results import RESULT_FILE, STATUS_FILE, now, read_json, redact_f
 
 
 def write_status(run_dir: Path, status: str, **details: Any) -> None:
-    """status is running, complete, failed or interrupted; only complete runs have a result.json."""
+    """status is running, complete, paused (a search run at a rung), failed or interrupted; only complete
+    runs have a result.json."""
     write_json(run_dir / STATUS_FILE, {"status": status, "time": now(), **details})
 
 
@@ -32,6 +33,15 @@ def start_run(run_dir: Path, **details: Any) -> None:
     write_status(run_dir, "running", pid=os.getpid(), host=socket.gethostname(), **details)
 
 
+class Paused(Exception):
+    """Raised inside `recording` by a run that stopped at a planned step with a checkpoint: its status
+    becomes 'paused' (not complete: `peftbench run` goes on from the checkpoint, same config hash)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"paused after step {step}")
+        self.step = step
+
+
 @contextlib.contextmanager
 def recording(run_dir: Path, config_hash: str | None = None) -> Iterator[Path]:
     """Marks the run running; complete only if the body finished, else failed or interrupted."""
@@ -43,6 +53,9 @@ def recording(run_dir: Path, config_hash: str | None = None) -> Iterator[Path]:
     start_run(run_dir, **keyed)
     try:
         yield run_dir
+    except Paused as pause:
+        write_status(run_dir, "paused", step=pause.step, **keyed)
+        return
     except KeyboardInterrupt as stop:
         write_status_if_possible(run_dir, "interrupted", signal=str(stop) or "SIGINT", **keyed)
         raise

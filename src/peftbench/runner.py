@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from peftbench import results, retention
+from peftbench.checkpoints import PauseAt
 from peftbench.config import MethodConfig
 from peftbench.grid import SEARCH_FOLDER
 from peftbench.hardware import run_utilisation
@@ -16,7 +17,7 @@ from peftbench.lr_search import SEARCH_FILE
 from peftbench.measure import count_parameters, safetensors_bytes
 from peftbench.methods import METHODS, head_parameters_in, prepare_model
 from peftbench.progress import ProgressFile
-from peftbench.run_folder import recording
+from peftbench.run_folder import Paused, recording
 from peftbench.run_inputs import RunInputs, method_context_for
 from peftbench.run_record import base_result, finish, run_config
 from peftbench.training import TrainOutcome, eval_metrics, train
@@ -57,7 +58,7 @@ def _save_artifact(model: nn.Module, saved_as: str, run_dir: Path, save_full: bo
 
 
 def _prepare_and_train(
-    inputs: RunInputs, entry: MethodConfig, run_dir: Path
+    inputs: RunInputs, entry: MethodConfig, run_dir: Path, extra_callbacks: tuple = ()
 ) -> tuple[nn.Module, TrainOutcome]:
     context = method_context_for(inputs, entry)
     model = prepare_model(copy.deepcopy(inputs.base_model), entry, context)
@@ -72,7 +73,7 @@ def _prepare_and_train(
         inputs.task.trainer_parts(inputs.tokenizer, model, inputs.data),
         run_config(inputs.config, entry),
         head_parameters_in(model, context.head_modules),
-        [*METHODS.get(entry.method).callbacks(model), ProgressFile(run_dir)],
+        [*METHODS.get(entry.method).callbacks(model), ProgressFile(run_dir), *extra_callbacks],
     )
     return model, outcome
 
@@ -116,21 +117,35 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
     return run_dir
 
 
-def _validation_metrics(outcome: TrainOutcome) -> dict:
-    """The validation metrics after the last epoch, evaluating once more if the loop logged none."""
-    last = outcome.history[-1] if outcome.history else {}
-    logged = {k.removeprefix("validation_"): v for k, v in last.items() if k.startswith("validation_")}
-    if logged:
-        return logged
-    return eval_metrics(outcome.trainer.evaluate())
+def _validation_now(trainer) -> dict:
+    """The validation metrics at the step training stopped at: the loop's evaluation there (epoch ends,
+    and the end of a paused epoch), else one more evaluation."""
+    for entry in reversed(trainer.state.log_history):
+        if "eval_loss" in entry and entry.get("step") == trainer.state.global_step:
+            return eval_metrics(entry)
+    return eval_metrics(trainer.evaluate())
 
 
-def run_search(inputs: RunInputs, entry: MethodConfig) -> Path:
-    """A learning-rate search run: train, score on the validation split, keep no weights."""
+def _rungs(run_dir: Path, outcome: TrainOutcome, validation: dict) -> list[dict]:
+    """The validation at each stop of this run (a halving search's rungs), with the step each segment
+    started from: earlier segments' as recorded (those up to the checkpoint resumed from), then this one."""
+    start = int(outcome.resumed["checkpoint"].rsplit("-", 1)[-1]) if outcome.resumed else 0
+    earlier = (results.read_json(run_dir / SEARCH_FILE) or {}).get("rungs", []) if start else []
+    now = {"step": outcome.trainer.state.global_step, "resumed_from": start, **validation}
+    return [*(r for r in earlier if r["step"] <= start), now]
+
+
+def run_search(inputs: RunInputs, entry: MethodConfig, pause_at: tuple[int, int] | None = None) -> Path:
+    """A learning-rate search run: train, score on the validation split, keep no weights. With `pause_at`
+    (halving), it stops part-way with a checkpoint, status 'paused', and is resumed for the next rung."""
     run_dir = inputs.directory / SEARCH_FOLDER / entry.run_name
+    pause = [PauseAt(*pause_at)] if pause_at else []
     with recording(run_dir, inputs.config_hash):
-        _, outcome = _prepare_and_train(inputs, entry, run_dir)
+        _, outcome = _prepare_and_train(inputs, entry, run_dir, tuple(pause))
         training = inputs.config.method_training(entry)
+        state = outcome.trainer.state
+        validation = _validation_now(outcome.trainer)
+        rungs = _rungs(run_dir, outcome, validation)
         record = {
             "run": entry.run_name,
             "method": entry.method,
@@ -140,8 +155,14 @@ def run_search(inputs: RunInputs, entry: MethodConfig) -> Path:
             "seed": inputs.config.seed,
             "train_samples": len(inputs.data.splits["train"]),
             "history": outcome.history,
-            "validation": _validation_metrics(outcome),
+            "validation": validation,
             "train_seconds": outcome.train_seconds,
+            "global_step": state.global_step,
+            "max_steps": state.max_steps,
+            "steps_trained": sum(r["step"] - r["resumed_from"] for r in rungs),  # by all its segments
+            "rungs": rungs,
         }
         results.write_json(run_dir / SEARCH_FILE, record)
+        if pause and pause[0].paused:
+            raise Paused(state.global_step)
     return run_dir

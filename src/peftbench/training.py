@@ -271,7 +271,7 @@ def train(
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume.path)
         wall = time.perf_counter() - start
-    checkpoints.drop_checkpoints(output_dir)
+    checkpoints.drop_unless_paused(output_dir, trainer)
     train_seconds = resume.train_seconds(sum(timer.epoch_seconds), wall)
     epochs = trainer.state.epoch  # as trained: early stopping may end training before config.epochs
     tokens = sum(len(ids) for ids in train_set["input_ids"]) * epochs

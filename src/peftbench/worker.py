@@ -28,6 +28,7 @@ def spec_to_json(spec: RunSpec) -> str:
         "kind": spec.kind,
         "suffix": spec.suffix,
         "config_hash": spec.config_hash,
+        "pause_at": spec.pause_at,
         "config": spec.config.model_dump(mode="json"),
     }
     return json.dumps(payload)
@@ -35,7 +36,9 @@ def spec_to_json(spec: RunSpec) -> str:
 
 def spec_from_json(text: str) -> RunSpec:
     payload = json.loads(text)
-    return RunSpec(payload["kind"], payload["suffix"], build_config(payload["config"]))
+    pause = payload.get("pause_at")
+    config = build_config(payload["config"])
+    return RunSpec(payload["kind"], payload["suffix"], config, tuple(pause) if pause else None)
 
 
 def execute(spec: RunSpec, inputs: RunInputs | None = None) -> RunInputs:
@@ -45,7 +48,7 @@ def execute(spec: RunSpec, inputs: RunInputs | None = None) -> RunInputs:
     if spec.kind == "baselines":
         run_baselines(inputs)
     elif spec.kind == "search":
-        run_search(inputs, spec.entry)
+        run_search(inputs, spec.entry, spec.pause_at)
     else:
         run_method(inputs, spec.entry)
     return inputs

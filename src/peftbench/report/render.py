@@ -46,7 +46,27 @@ def search_table(summary: dict) -> Table:
         f"training examples (seed {summary['seed']}) at every rate; the rate with the {better} validation "
         f"{summary['metric']} (★) was used for all its final runs. The test split played no part."
     )
-    return Table(header, body, legend)
+    return Table(header, body, legend + _search_strategy(summary))
+
+
+def _search_strategy(summary: dict) -> str:
+    """How the search spent its steps: exhaustive, or successive halving (summaries before it: exhaustive)."""
+    steps = summary.get("steps") or {}
+    spent = (
+        f" It trained {steps['spent']} optimizer steps, {steps['spent'] / steps['exhaustive']:.0%} of the "
+        f"{steps['exhaustive']} of an exhaustive search."
+        if steps.get("exhaustive")
+        else ""
+    )
+    if summary.get("strategy") != "halving":
+        return " Search: exhaustive (every rate trained all its epochs)." + spent
+    halving = summary["halving"]
+    return (
+        f" Search: successive halving (Optuna's SuccessiveHalvingPruner): rates were scored after "
+        f"{', '.join(halving['rung_fractions'])} of their run, each rung keeping the best "
+        f"1/{halving['reduction_factor']} (at least one); the others were pruned (their last score in "
+        "lr_search.json), and the chosen rate's run is the full run." + spent
+    )
 
 
 def sections(report: Report) -> list[tuple[str, Table]]:
