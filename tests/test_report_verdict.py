@@ -159,6 +159,11 @@ def test_the_recommendation_says_what_the_method_costs_against_the_best_and_how_
         "Recommendation: **full** (best quality; it costs 22,713,986 trainable parameters and 200 s of "
         "training; beyond the baselines at p<0.001; caveat"
     )
+    rows[2].update(accuracy=0.95, reference_p=0.5)  # ia3 best: its costs against its reference, full
+    assert (
+        "(best quality; it costs 165,508 trainable parameters (0.73% of full's)"
+        in verdict(rows, "accuracy", "classification")[0]
+    )
 
 
 def test_forgetting_in_a_lower_is_better_metric_prefers_the_smaller_rise():

@@ -191,7 +191,8 @@ def recommendation(methods: list[dict], metric: str) -> str:
         if cheapest is best
         else f"no significant {metric} difference from {best['run']} with fewer trainable parameters"
     )
-    return f"Recommendation: **{cheapest['run']}** ({why}{_costs(cheapest, best)}; caveat: {caveat})."
+    against = best if cheapest is not best else _reference_for(cheapest, methods) or best
+    return f"Recommendation: **{cheapest['run']}** ({why}{_costs(cheapest, against)}; caveat: {caveat})."
 
 
 def _share(row: dict, other: dict, key: str, form: str, word: str) -> str | None:
@@ -205,7 +206,8 @@ def _share(row: dict, other: dict, key: str, form: str, word: str) -> str | None
 
 
 def _costs(row: dict, best: dict) -> str:
-    """What the recommended method costs against the best one, and how sure its learning is."""
+    """What the recommended method costs against the best one (itself best: its reference), and how
+    sure its learning is."""
     costs = [
         _share(row, best, "trainable_params", "{:,.0f}", "trainable parameters"),
         _share(row, best, "train_seconds", "{:.3g} s", "of training"),
