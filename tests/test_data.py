@@ -47,6 +47,28 @@ def test_labels_outside_label_set(reviews_csv):
         load_labelled(DataConfig(dataset=str(reviews_csv), label_names=["positive", "neutral"]))
 
 
+def test_keep_rows_drops_a_label_before_carving(tmp_path):
+    path = tmp_path / "three.csv"
+    write_reviews(path, count=60, labels=("negative", "neutral", "positive"))
+    splits, names, _ = load_labelled(
+        DataConfig(dataset=str(path), keep_rows={"label": ["negative", "positive"]})
+    )
+    assert names == ["negative", "positive"]
+    assert sum(len(s) for s in splits.values()) == 40
+    assert {len(set(s["label"])) for s in splits.values()} == {2}
+
+
+def test_keep_rows_compares_numbers_as_text_and_names_an_empty_result(tmp_path):
+    path = tmp_path / "numbers.csv"
+    write_reviews(path, count=30, labels=("1", "2", "3"))
+    splits, names, _ = load_labelled(DataConfig(dataset=str(path), keep_rows={"label": [1, 3]}))
+    assert names == ["1", "3"] and sum(len(s) for s in splits.values()) == 20
+    with pytest.raises(PeftbenchError, match="keep_rows left no rows in the train split"):
+        load_labelled(DataConfig(dataset=str(path), keep_rows={"label": ["4"]}))
+    with pytest.raises(PeftbenchError, match=r"lacks column\(s\) \['drug'\]"):
+        load_labelled(DataConfig(dataset=str(path), keep_rows={"drug": ["x"]}))
+
+
 def test_empty_after_data_fraction(reviews_csv):
     with pytest.raises(PeftbenchError, match="train split is empty after data_fraction"):
         load_labelled(DataConfig(dataset=str(reviews_csv), data_fraction=0.01))

@@ -136,6 +136,36 @@ def test_a_clear_winner_is_named_per_criterion_and_recommended():
     assert "3 seeds per method" in text
 
 
+def test_the_recommendation_says_what_the_method_costs_against_the_best_and_how_sure_it_learned():
+    rows = [
+        _row("baseline-majority", 0.6, kind="baseline"),
+        _row("full", 0.9, baseline=(*MAJORITY[:2], 0.0), trainable_params=22_713_986, train_seconds=200.0),
+        _row(
+            "ia3",
+            0.89,
+            baseline=(*MAJORITY[:2], 0.0004),
+            reference_p=0.5,
+            trainable_params=165_508,
+            train_seconds=90.0,
+        ),
+    ]
+    assert verdict(rows, "accuracy", "classification")[0].startswith(
+        "Recommendation: **ia3** (no significant accuracy difference from full with fewer trainable "
+        "parameters; it costs 165,508 trainable parameters (0.73% of full's) and 90 s of training (45% of "
+        "full's); beyond the baselines at p<0.001; caveat: only 1 seed"
+    )
+    rows[2]["reference_p"] = 0.001  # significantly worse: full is recommended, its own costs plain
+    assert verdict(rows, "accuracy", "classification")[0].startswith(
+        "Recommendation: **full** (best quality; it costs 22,713,986 trainable parameters and 200 s of "
+        "training; beyond the baselines at p<0.001; caveat"
+    )
+    rows[2].update(accuracy=0.95, reference_p=0.5)  # ia3 best: its costs against its reference, full
+    assert (
+        "(best quality; it costs 165,508 trainable parameters (0.73% of full's)"
+        in verdict(rows, "accuracy", "classification")[0]
+    )
+
+
 def test_forgetting_in_a_lower_is_better_metric_prefers_the_smaller_rise():
     rows = [
         _row("full", 0.9, baseline=(*MAJORITY[:2], 0.001), forgetting=5.0, forgetting_metric="perplexity"),

@@ -117,6 +117,26 @@ def check_columns(splits: DatasetDict, wanted: list[str], hint: str) -> None:
             )
 
 
+def keep_rows(raw: DatasetDict, keep: dict[str, list[str | int]] | None) -> DatasetDict:
+    """Only the rows whose columns hold one of the kept values (compared as text), in every split."""
+    for column, values in (keep or {}).items():
+        check_columns(raw, [column], "name a column of the data in data.keep_rows")
+        wanted = {str(v) for v in values}
+        raw = DatasetDict(
+            {
+                name: rows.select([i for i, v in enumerate(rows[column]) if str(v) in wanted])
+                for name, rows in raw.items()
+            }
+        )
+        for name, rows in raw.items():
+            if len(rows) == 0:
+                raise PeftbenchError(
+                    f"data.keep_rows left no rows in the {name} split: its column '{column}' holds none "
+                    f"of {sorted(wanted)}; check the values"
+                )
+    return raw
+
+
 def load_splits(
     config: DataConfig,
     columns: list[str],
@@ -129,4 +149,5 @@ def load_splits(
     raw = load_raw(config)
     used = DatasetDict({name: raw[name] for name in split_names(raw, config).values() if name})
     check_columns(used, columns, hint)
+    used = keep_rows(used, config.keep_rows)
     return make_splits(used, config, group_by, stratify_by)

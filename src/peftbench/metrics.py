@@ -15,6 +15,15 @@ HIGHER_IS_BETTER = {
 }
 
 
+def macro_f1(truth: np.ndarray, predictions: np.ndarray, classes: int) -> float:
+    """Macro-F1 over class ids 0..classes-1, as scikit-learn's f1_score(average="macro",
+    zero_division=0) with those labels, from two counts per class: a paired bootstrap calls it
+    thousands of times, where f1_score's input checks cost ~50x the arithmetic."""
+    hits = np.bincount(truth[truth == predictions], minlength=classes)
+    sizes = np.bincount(truth, minlength=classes) + np.bincount(predictions, minlength=classes)
+    return float(np.mean(np.divide(2 * hits, sizes, out=np.zeros(classes), where=sizes > 0)))
+
+
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict:
     ids = list(range(len(label_names)))
     result = {"accuracy": float(accuracy_score(labels, predictions))}

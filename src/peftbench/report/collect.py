@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from peftbench.errors import PeftbenchError
+from peftbench.metrics import macro_f1
 from peftbench.report.current import left_out_warnings
 from peftbench.run_folder import select_current
 from peftbench.splits import share_warning
@@ -128,22 +128,14 @@ def _over_seeds(metric: Callable[[np.ndarray], float], examples: int, seeds: int
 
 def _macro_f1_bootstrap(mine: list[dict], theirs: list[dict], examples: int, seeds: int) -> dict:
     labels = sorted({r["label"] for r in mine} | {r["prediction"] for r in mine + theirs})
-    truth = np.array([r["label"] for r in mine])
+    code = {label: i for i, label in enumerate(labels)}
+    truth = np.array([code[r["label"]] for r in mine])
 
-    def macro_f1(predictions: np.ndarray):
-        return _over_seeds(
-            lambda i: float(
-                f1_score(truth[i], predictions[i], labels=labels, average="macro", zero_division=0)
-            ),
-            examples,
-            seeds,
-        )
+    def scorer(rows: list[dict]):
+        predictions = np.array([code[r["prediction"]] for r in rows])
+        return _over_seeds(lambda i: macro_f1(truth[i], predictions[i], len(labels)), examples, seeds)
 
-    return paired_bootstrap(
-        macro_f1(np.array([r["prediction"] for r in mine])),
-        macro_f1(np.array([r["prediction"] for r in theirs])),
-        examples,
-    )
+    return paired_bootstrap(scorer(mine), scorer(theirs), examples)
 
 
 LOSS_UNITS = {"generation": "prompts", "causal_lm": "documents"}  # what target_losses.jsonl's "unit" is

@@ -191,7 +191,31 @@ def recommendation(methods: list[dict], metric: str) -> str:
         if cheapest is best
         else f"no significant {metric} difference from {best['run']} with fewer trainable parameters"
     )
-    return f"Recommendation: **{cheapest['run']}** ({why}; caveat: {caveat})."
+    against = best if cheapest is not best else _reference_for(cheapest, methods) or best
+    return f"Recommendation: **{cheapest['run']}** ({why}{_costs(cheapest, against)}; caveat: {caveat})."
+
+
+def _share(row: dict, other: dict, key: str, form: str, word: str) -> str | None:
+    """'165,508 trainable parameters (0.73% of full's)'; None where the row has no such number."""
+    if row.get(key) is None:
+        return None
+    text = f"{form.format(row[key])} {word}"
+    if row is not other and other.get(key):
+        text += f" ({100 * row[key] / other[key]:.2g}% of {other['run']}'s)"
+    return text
+
+
+def _costs(row: dict, best: dict) -> str:
+    """What the recommended method costs against the best one (itself best: its reference), and how
+    sure its learning is."""
+    costs = [
+        _share(row, best, "trainable_params", "{:,.0f}", "trainable parameters"),
+        _share(row, best, "train_seconds", "{:.3g} s", "of training"),
+    ]
+    known = [c for c in costs if c]
+    cost = f"; it costs {' and '.join(known)}" if known else ""
+    sure = "" if row.get("baseline_p") is None else f"; beyond the baselines at {p_text(row['baseline_p'])}"
+    return cost + sure
 
 
 def with_forgetting(sentence: str, row: dict) -> str:
