@@ -1,6 +1,6 @@
 import pytest
 
-from peftbench.demo import DEMOS, demo_config
+from peftbench.demo import DEMOS, QUICK, demo_config
 from peftbench.tasks.classification import load_labelled
 
 
@@ -10,7 +10,7 @@ def _training_tokens(config) -> float:
     return rows * config.training.epochs * config.data.max_length
 
 
-@pytest.mark.parametrize("name", DEMOS)
+@pytest.mark.parametrize("name", QUICK)
 def test_quick_demo_is_a_smaller_copy_of_the_full_one(name, tmp_path):
     full, quick = demo_config(name, False, str(tmp_path)), demo_config(name, True, str(tmp_path))
     assert quick.name != full.name
@@ -24,3 +24,8 @@ def test_the_classification_demo_names_the_condition_among_four(tmp_path):
     splits, names, _ = load_labelled(demo_config("classification", True, str(tmp_path)).data)
     assert names == ["Acne", "Birth Control", "Depression", "Pain"]
     assert (len(splits["train"]) + len(splits["validation"]), len(splits["test"])) == (196, 136)
+
+
+@pytest.mark.parametrize("name", DEMOS)
+def test_every_full_demo_compares_at_least_three_trained_methods(name, tmp_path):
+    assert len(demo_config(name, False, str(tmp_path)).methods) >= 3
