@@ -37,9 +37,10 @@ def _split_rows(config_path: Path, monkeypatch) -> dict[str, set[str]]:
     """The rows each split of a run gets, the hub dataset replaced by one with the same split names."""
     config = load_config(config_path)
     assert config.data.dataset in SPLITS, "add the dataset's split names to SPLITS"
+    kept = {column: [str(values[0])] * 50 for column, values in (config.data.keep_rows or {}).items()}
     raw = DatasetDict(
         {
-            name: Dataset.from_dict({"row": [f"{name}-{i}" for i in range(50)]})
+            name: Dataset.from_dict({"row": [f"{name}-{i}" for i in range(50)], **kept})
             for name in SPLITS[config.data.dataset]
         }
     )
