@@ -62,7 +62,7 @@ def search_specs(config: ExperimentConfig) -> list[RunSpec]:
     ]
 
 
-def _trial(folder: Path, rate: float, metric: str, pruned: dict | None) -> dict:
+def _trial(folder: Path, rate: float, metric: str, pruned: dict | None = None) -> dict:
     """One search run's outcome; a failed, missing, diverged or pruned run has no value and cannot be
     chosen. steps_trained and max_steps are as the run recorded them (None for a run that recorded none)."""
     record = results.read_json(folder / SEARCH_FILE) or {}
