@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from datasets import Dataset, DatasetDict
 
 from peftbench import provenance, run_inputs, runner
@@ -176,3 +177,20 @@ def test_a_tiny_run_records_its_provenance(experiment, tiny_bert, reviews_csv):
             assert f"{prefix}{stat}_rss_above_start_bytes" in efficiency
             assert f"{prefix}cuda_{stat}_reserved_bytes" in efficiency
     assert efficiency["p99_rss_above_start_bytes"] <= efficiency["peak_rss_above_start_bytes"]
+
+
+def test_on_a_gpu_the_hardware_is_its_name_memory_and_driver(tmp_path, monkeypatch):
+    properties = type("Properties", (), {"name": "NVIDIA H200", "total_memory": 141 * 2**30})()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: properties)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    version = tmp_path / "version"
+    version.write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build  (dvs-builder)\n"
+        "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
+    )
+    assert provenance.nvidia_driver(version) == "550.54.15"
+    monkeypatch.setattr(provenance, "nvidia_driver", lambda: "550.54.15")
+    found = provenance.hardware()
+    assert found["gpu"] == "NVIDIA H200" and found["gpu_memory_bytes"] == 141 * 2**30
+    assert found["gpu_count"] == 2 and found["driver"] == "550.54.15"

