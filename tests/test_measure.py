@@ -87,12 +87,14 @@ def scripted_memory(monkeypatch, rss, reserved=None):
     if reserved is not None:
         readings, peak = iter(reserved), {"reserved": 0}
 
-        def memory_reserved():
+        def memory_reserved(device):
+            assert device == 3  # the run's device, not the sampling thread's default
             value = next(readings)
             peak["reserved"] = max(peak["reserved"], value)
             return value
 
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
         monkeypatch.setattr(torch.cuda, "memory_reserved", memory_reserved)
         monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: peak["reserved"])
         monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: peak["reserved"])

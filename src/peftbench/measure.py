@@ -72,6 +72,7 @@ class PeakMemory:
         self.interval = interval
         self.process = psutil.Process()
         self.phase = "train"
+        self.device: int | None = None  # the run's CUDA device, read by the sampling thread too
         self.baseline_rss = 0
         self.rss = dict.fromkeys(PHASES, 0)
         self.cuda_allocated: dict[str, int | None] = dict.fromkeys(PHASES)
@@ -97,7 +98,7 @@ class PeakMemory:
             self.rss[phase] = max(self.rss[phase], rss)
             self.rss_samples[phase].append(rss)
             if torch.cuda.is_available():
-                self.reserved_samples[phase].append(torch.cuda.memory_reserved())
+                self.reserved_samples[phase].append(torch.cuda.memory_reserved(self.device))
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
@@ -123,6 +124,7 @@ class PeakMemory:
     def __enter__(self) -> "PeakMemory":
         release_freed_memory()
         if torch.cuda.is_available():
+            self.device = torch.cuda.current_device()  # a thread's own current device is device 0
             torch.cuda.reset_peak_memory_stats()
         self._record_rss()
         self.baseline_rss = self.rss[self.phase]
