@@ -194,3 +194,20 @@ def test_on_a_gpu_the_hardware_is_its_name_memory_and_driver(tmp_path, monkeypat
     found = provenance.hardware()
     assert found["gpu"] == "NVIDIA H200" and found["gpu_memory_bytes"] == 141 * 2**30
     assert found["gpu_count"] == 2 and found["driver"] == "550.54.15"
+
+
+def test_split_ids_are_rows_of_the_loaded_data_so_keep_rows_cannot_alias_them(tmp_path):
+    from conftest import write_reviews
+
+    from peftbench.tasks.classification import load_labelled
+
+    labels = ("negative", "neutral", "positive")
+    write_reviews(tmp_path / "train.csv", count=60, labels=labels)
+    write_reviews(tmp_path / "test.csv", count=12, seed=1, labels=labels)
+
+    def test_ids(kept: list[str]) -> str:
+        train, test = str(tmp_path / "train.csv"), str(tmp_path / "test.csv")
+        config = DataConfig(dataset=train, test_file=test, keep_rows={"label": kept})
+        return load_labelled(config)[2]["test_ids_sha256"]
+
+    assert test_ids(["negative", "positive"]) != test_ids(["negative", "neutral"])  # 8 test rows each
