@@ -136,6 +136,8 @@ def test_cuda_peaks_are_read_and_reset_at_each_phase_change(monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: peak["allocated"])
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: 2 * peak["allocated"])
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: peak.update(allocated=0))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)  # samples for mean and p99
     control = TrainerControl(should_evaluate=True)
     with PeakMemory() as memory:
         phases = MemoryPhases(memory)

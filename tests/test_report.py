@@ -236,3 +236,30 @@ def test_report_plot_follows_the_picked_axes_and_tables_sort_in_chromium(classif
             "return [window.innerWidth, document.documentElement.scrollWidth]"
         )
         assert width == 1280 and scroll <= width, f"the page scrolls sideways at 1280 px: {scroll}"
+
+
+@pytest.mark.slow
+def test_report_lists_provenance_once_and_warns_when_pooled_seeds_differ(classification_runs, tmp_path):
+    import shutil
+
+    from peftbench.report import build
+
+    same = build(classification_runs)
+    assert [what for what, _ in same.provenance] == [
+        "peftbench",
+        "packages",
+        "hardware",
+        "model weights",
+        "data files",
+        "test split",
+    ]
+    assert not any("differ in" in w for w in same.warnings)
+    copy = tmp_path / "tiny"
+    shutil.copytree(classification_runs, copy)
+    result_file = next(copy.glob("lora*seed2*/result.json"))
+    result = json.loads(result_file.read_text())
+    result["model"]["fingerprint"]["sha256"] = "0" * 64  # as if seed 2 had loaded other weights
+    result_file.write_text(json.dumps(result))
+    warned = [w for w in build(copy).warnings if "differ in" in w]
+    assert len(warned) == 1
+    assert warned[0].startswith("lora: the runs pooled in this row differ in model weights")

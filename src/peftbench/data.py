@@ -11,7 +11,7 @@ from datasets import Dataset, DatasetDict, load_dataset
 
 from peftbench.config import DataConfig
 from peftbench.errors import PeftbenchError, first_line
-from peftbench.splits import GroupKey, Splits, make_splits, split_names
+from peftbench.splits import ROW, GroupKey, Splits, make_splits, split_names, with_row_ids
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -110,11 +110,10 @@ def load_raw(config: DataConfig) -> DatasetDict:
 
 def check_columns(splits: DatasetDict, wanted: list[str], hint: str) -> None:
     for split, dataset in splits.items():
-        missing = [c for c in wanted if c not in dataset.column_names]
+        has = [c for c in dataset.column_names if c != ROW]
+        missing = [c for c in wanted if c not in has]
         if missing:
-            raise PeftbenchError(
-                f"{split} split lacks column(s) {missing} (has {dataset.column_names}); {hint}"
-            )
+            raise PeftbenchError(f"{split} split lacks column(s) {missing} (has {has}); {hint}")
 
 
 def keep_rows(raw: DatasetDict, keep: dict[str, list[str | int]] | None) -> DatasetDict:
@@ -149,5 +148,5 @@ def load_splits(
     raw = load_raw(config)
     used = DatasetDict({name: raw[name] for name in split_names(raw, config).values() if name})
     check_columns(used, columns, hint)
-    used = keep_rows(used, config.keep_rows)
+    used = keep_rows(with_row_ids(used), config.keep_rows)  # ids before keep_rows: rows of the loaded data
     return make_splits(used, config, group_by, stratify_by)

@@ -19,7 +19,8 @@ from peftbench.models import ModelSource, cache_root
 from peftbench.results import write_atomic
 from peftbench.tasks import Task, TaskData
 
-CACHE_FORMAT = 4  # 3: test rows carry their unit; 4: shrinking skips groups, shares and dropped prompts
+CACHE_FORMAT = 5  # 3: test rows carry their unit; 4: shrinking skips groups, shares and dropped prompts;
+# 5: the test split's ids hash
 
 
 def _file_identity(path: str | None) -> list | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from peftbench import RESULT_SCHEMA_VERSION, __version__, quantization, results
+from peftbench import RESULT_SCHEMA_VERSION, __version__, provenance, quantization, results
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.grid import cell_of
 from peftbench.run_inputs import RunInputs
@@ -26,6 +26,8 @@ def environment() -> dict:
         "platform": platform.platform(),
         "packages": packages,
         "peftbench": __version__,
+        "peftbench_git": provenance.git_state(),
+        "hardware": provenance.hardware(),
     }
 
 
@@ -46,12 +48,14 @@ def base_result(inputs: RunInputs, run: str, kind: str, started_at: str) -> dict
             "gguf_file": inputs.source.gguf_file,
             "attention": getattr(inputs.base_model.config, "_attn_implementation", None),
             "quantization": quantization.used(inputs.config.model.quantization),
+            "fingerprint": provenance.model_fingerprint(inputs.config.model),
         },
         "data": {
             "dataset": inputs.config.data.dataset,
             **inputs.data.metadata,
             "sizes": {k: len(v) for k, v in inputs.data.splits.items()},
             "evaluated_on": "test",
+            "fingerprint": provenance.data_fingerprint(inputs.config.data),
         },
         "environment": environment(),
         "started_at": started_at,

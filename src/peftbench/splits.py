@@ -5,6 +5,8 @@ Rows with the same group key (a task's input: a text, a rendered prompt) always 
 carve and are kept or dropped together. Every random choice uses data.split_seed, never the training
 seed, so every seed, method and data fraction of an experiment is tested on the same examples."""
 
+import hashlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from peftbench.errors import PeftbenchError
 TEST_FRACTION = 0.2  # carved from train when the data has no test split
 SHARE_TOLERANCE = 0.05  # relative gap between the rows kept and asked for that is warned about
 GROUP = "__group__"
+ROW = "__row__"  # a row's id: its source split and index there, e.g. "train:17"
 log = logging.getLogger("peftbench")
 GroupKey = Callable[[Dataset], list[str]]  # rows -> one key per row; equal keys share an input
 
@@ -224,9 +227,28 @@ def validation_cap(config: DataConfig) -> int | None:
     return ceil(config.max_train_samples * fraction / (1 - fraction))
 
 
+def with_row_ids(raw: DatasetDict) -> DatasetDict:
+    """Every row tagged with its id (split and index), unless already tagged (e.g. before keep_rows)."""
+    return DatasetDict(
+        {
+            name: rows
+            if ROW in rows.column_names
+            else rows.add_column(ROW, [f"{name}:{i}" for i in range(len(rows))])
+            for name, rows in raw.items()
+        }
+    )
+
+
+def ids_hash(rows: Dataset) -> str:
+    """sha256 of the rows' ids, in id order: the same examples give the same hash, whatever their order."""
+    ids = sorted(rows[ROW], key=lambda i: (i.rsplit(":", 1)[0], int(i.rsplit(":", 1)[1])))
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
+
+
 def make_splits(raw: DatasetDict, config: DataConfig, group_by: GroupKey, stratify_by: str | None) -> Splits:
     """Train/validation/test from `raw`; its splits already hold the task's columns."""
     names = split_names(raw, config)
+    raw = with_row_ids(DatasetDict({name: raw[name] for name in names.values() if name is not None}))
     named = {role: raw[name] for role, name in names.items() if name is not None}
     if stratify_by:
         _check_filled(named, stratify_by)
@@ -264,5 +286,6 @@ def make_splits(raw: DatasetDict, config: DataConfig, group_by: GroupKey, strati
         "shares": shares,
         "train_test_duplicates": shared_inputs(kept["test"], kept["train"]),
         "validation_test_duplicates": shared_inputs(kept["test"], kept["validation"]),
+        "test_ids_sha256": ids_hash(kept["test"]),
     }
-    return Splits(DatasetDict({r: rows.remove_columns(GROUP) for r, rows in kept.items()}), info)
+    return Splits(DatasetDict({r: rows.remove_columns([GROUP, ROW]) for r, rows in kept.items()}), info)

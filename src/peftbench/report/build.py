@@ -11,6 +11,7 @@ from peftbench.report.collect import (
 )
 from peftbench.report.explore import explore_data
 from peftbench.report.model import Report
+from peftbench.report.provenance import provenance_lines, provenance_warnings
 from peftbench.report.render import html, markdown, summary_csv
 from peftbench.report.samples import merge_samples
 from peftbench.report.summary import head_rate_warnings, summary_rows
@@ -95,12 +96,14 @@ def build(root: Path, reference: str = "full") -> Report:
             *head_rate_warnings(rows),
             *curve_warnings(groups),
             *unmeasured_forgetting(groups),
+            *provenance_warnings(groups),
         ],
         figures=figures,
         samples=merge_samples([g.runs[0] for g in groups], 3),
         lr_search=search,
         figure_notes=notes,
         explore=explore_data(groups, metrics),
+        provenance=provenance_lines(groups),
     )
 
 

@@ -17,3 +17,4 @@ class Report:
     lr_search: dict | None = None  # lr_search.json of a fair-comparison experiment
     figure_notes: dict[str, str] = field(default_factory=dict)  # figure title -> what it shows
     explore: dict | None = None  # explore.explore_data: the interactive plot's metrics and points
+    provenance: list[tuple[str, str]] = field(default_factory=list)  # (what, its value), listed once

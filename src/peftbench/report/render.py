@@ -104,6 +104,8 @@ def markdown(report: Report, figure_paths: dict[str, str]) -> str:
             lines += [f"**Prompt:** {sample['prompt']}", "", f"- *reference*: {sample['references'][0]}"]
             lines += [f"- *{run}*: {text}" for run, text in sample["outputs"].items()]
             lines.append("")
+    if report.provenance:
+        lines += ["## Provenance", "", *[f"- **{what}**: {value}" for what, value in report.provenance], ""]
     return "\n".join(lines)
 
 
@@ -176,6 +178,12 @@ def html(report: Report) -> str:
                 f"<tr><th>{escape(r)}</th><td>{escape(t)}</td></tr>" for r, t in sample["outputs"].items()
             ]
             parts.append("</table>")
+    if report.provenance:
+        parts.append("<h2>Provenance</h2><ul id='provenance'>")
+        parts += [
+            f"<li><strong>{escape(what)}</strong>: {escape(value)}</li>" for what, value in report.provenance
+        ]
+        parts.append("</ul>")
     parts += [sort_script(), "</body></html>"]
     return "\n".join(parts)
 
