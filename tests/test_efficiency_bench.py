@@ -72,3 +72,29 @@ def test_generation_timing_makes_every_variant_generate_the_same_tokens(
     model.get_output_embeddings().register_forward_hook(wants_to_stop)
     workload, prompts = generate_workload(workspace, samples=4, batch_size=2, max_new_tokens=5)
     assert len(prompts) >= 2 and workload(model) == len(prompts) * 5
+
+
+def test_an_adapter_around_berts_pooler_merges(tiny_bert, tmp_path):
+    """The pooler belongs to the classification head (modules_to_save); PEFT 0.21 cannot unload IA3 around
+    a wrapped module without a weight, so the trained head is put in place before merging."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from peftbench.config import MethodConfig
+    from peftbench.efficiency.bench import merge_check, variants
+    from peftbench.methods import prepare_model
+    from peftbench.tasks import TASKS, method_context
+
+    def load():
+        torch.manual_seed(0)
+        return AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+
+    model = load()
+    context = method_context(TASKS.get("classification"), model, str(tiny_bert), num_training_steps=4)
+    prepare_model(model, MethodConfig(method="ia3"), context).save_pretrained(tmp_path / "adapter")
+    models, problem = variants(SimpleNamespace(base_model=load()), tmp_path)
+    assert "merged" in models, problem
+    batch = {"input_ids": torch.tensor([[2, 5, 6, 3]])}
+    assert merge_check(models["adapter"], models["merged"], batch)["match"]

@@ -258,8 +258,8 @@ def _listing(title: str, records: list[dict], headers: dict[str, str]):
 @app.command()
 def methods(json_out: JsonOption = None, csv_out: CsvOption = None) -> None:
     """List the methods and tasks. A fresh classification head is trained by every method."""
+    from peftbench import capabilities as can
     from peftbench.cli.output import write_figures
-    from peftbench.methods import METHODS
     from peftbench.tasks import TASKS
 
     try:
@@ -267,13 +267,14 @@ def methods(json_out: JsonOption = None, csv_out: CsvOption = None) -> None:
     except PeftbenchError as exc:
         fail(exc)
     tasks = [{"kind": "task", "name": name, "summary": TASKS.get(name).summary} for name in TASKS]
-    found = [(name, METHODS.get(name)) for name in METHODS]
-    methods_ = [{"kind": "method", "name": n, "summary": m.summary, "saved_as": m.saved_as} for n, m in found]
+    methods_ = can.method_records()
     if not piped:
         console.print(_listing("tasks", tasks, {"name": "name", "what": "summary"}))
         title = "methods (classification: every method also trains the fresh head)"
         shown = {"name": "name", "trains": "summary", "saved as": "saved_as"}
         console.print(_listing(title, methods_, shown))
+        shown = {header: header for header in can.HEADERS}
+        console.print(_listing("what each method can do (docs/methods.md)", can.shown_rows(), shown))
     write_figures(json_out, csv_out, {"tasks": tasks, "methods": methods_}, tasks + methods_)
 
 

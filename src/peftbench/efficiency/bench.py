@@ -15,8 +15,9 @@ from peft import PeftModel
 from torch import nn
 
 from peftbench import results
-from peftbench.errors import PeftbenchError, first_line
+from peftbench.errors import PeftbenchError
 from peftbench.experiment import build_config
+from peftbench.interpolation import plain_tuned
 from peftbench.measure import PeakMemory, weights_bytes
 from peftbench.methods import METHODS
 from peftbench.run_inputs import RunInputs, prepare_inputs
@@ -96,10 +97,10 @@ def variants(workspace: RunInputs, run_dir: Path) -> tuple[dict[str, nn.Module],
     base = workspace.base_model.to(device).eval()
     adapted = PeftModel.from_pretrained(copy.deepcopy(base), run_dir / "adapter").to(device).eval()
     models = {"base": base, "adapter": adapted}
-    try:
-        models["merged"] = copy.deepcopy(adapted).merge_and_unload().eval()
-    except (AttributeError, ValueError, NotImplementedError, TypeError) as exc:
-        return models, f"not mergeable: {first_line(exc)}"
+    merged, problem = plain_tuned(adapted)  # the trained head swapped in first: BERT's pooler has no weight
+    if merged is None:
+        return models, f"not mergeable: {problem}"
+    models["merged"] = merged.eval()
     return models, None
 
 

@@ -51,9 +51,15 @@ def _check_targets(model: nn.Module, config: PeftConfig, given) -> None:
     )
 
 
-def _with_head(options: dict, fields: set[str], context: MethodContext) -> dict:
+def trains_fresh_head(config_cls: type[PeftConfig]) -> bool:
+    """Whether the method can train a fresh task head: through PEFT's modules_to_save, which some configs
+    lack (adaption_prompt, trainable_tokens, xlora)."""
+    return "modules_to_save" in {f.name for f in dataclasses.fields(config_cls)}
+
+
+def _with_head(options: dict, config_cls: type[PeftConfig], context: MethodContext) -> dict:
     """The task's fresh head (and pooler) trained and saved with the adapter, whatever the model calls it."""
-    if not context.fresh_head or "modules_to_save" not in fields:
+    if not context.fresh_head or not trains_fresh_head(config_cls):
         return options
     given = options.get("modules_to_save") or []
     given = [given] if isinstance(given, str) else list(given)
@@ -94,7 +100,7 @@ def _preparer(config_cls: type[PeftConfig]):
             options.setdefault("tokenizer_kwargs", context.tokenizer_kwargs or None)
         if "total_step" in fields:
             options.setdefault("total_step", max(context.num_training_steps, 1))
-        options = _with_head(options, fields, context)
+        options = _with_head(options, config_cls, context)
         given = options.get("modules_to_save") or []
         given = [given] if isinstance(given, str) else list(given)
         config = config_cls(task_type=context.peft_task_type, **options)

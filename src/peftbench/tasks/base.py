@@ -44,6 +44,7 @@ class Task:
     learning_metric: str | None = None  # judged against the baselines ("did it learn?"); default: the first
     validation_metrics: tuple[str, ...] = ("loss",)  # what the Trainer's evaluation reports per epoch
     fresh_head = False  # a new, randomly initialised head that every method must train
+    peft_task_types: tuple[TaskType, ...] = ()  # every value peft_task_type can return (models of the task)
 
     def validate(self, config: ExperimentConfig) -> None:
         """Reject configs this task cannot run, before anything loads."""

@@ -7,6 +7,7 @@ import json
 from itertools import chain
 
 from datasets import Dataset, DatasetDict
+from peft import TaskType
 
 from peftbench.config import ExperimentConfig
 from peftbench.data import load_splits
@@ -59,6 +60,7 @@ def _blocks(texts: list[str], tokenizer, block: int, split: str) -> Dataset:
 
 class CausalLM(LanguageTask):
     summary = "language modelling on raw text packed into blocks (loss, perplexity)"
+    peft_task_types = (TaskType.CAUSAL_LM,)  # decoder-only models (validate refuses T5/BART)
     headline_metrics = ("perplexity", "loss")
 
     def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:

@@ -153,6 +153,7 @@ class Classification(Task):
     learning_metric = "f1_macro"
     validation_metrics = ("loss", "accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
     fresh_head = True
+    peft_task_types = (TaskType.SEQ_CLS,)
 
     def load_data(self, config: ExperimentConfig, tokenizer, model_config) -> TaskData:
         splits, names, info = load_labelled(config.data)

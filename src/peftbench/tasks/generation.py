@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from string import Formatter
 
 from datasets import Dataset, DatasetDict
+from peft import TaskType
 
 from peftbench.config import ExperimentConfig
 from peftbench.data import load_splits
@@ -150,6 +151,7 @@ def _warn(counts: dict[str, dict[str, int]]) -> None:
 
 class Generation(LanguageTask):
     summary = "prompt -> target generation, scored by BLEU, ROUGE, chrF, TER, METEOR and perplexity"
+    peft_task_types = (TaskType.CAUSAL_LM, TaskType.SEQ_2_SEQ_LM)  # decoder-only or encoder-decoder
     headline_metrics = ("bleu", "rougeL", "perplexity")
     # BLEU of a small model sits near zero before and after; the loss on the reference texts is what
     # training moves, and it has a paired test over the same test examples.
