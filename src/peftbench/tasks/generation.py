@@ -149,7 +149,7 @@ def _warn(counts: dict[str, dict[str, int]]) -> None:
 
 
 class Generation(LanguageTask):
-    summary = "prompt -> target generation, scored by BLEU, ROUGE, chrF, TER, METEOR and perplexity"
+    summary = "prompt -> target generation: BLEU, NIST, METEOR, ROUGE, CIDEr, chrF, TER and perplexity"
     headline_metrics = ("bleu", "rougeL", "perplexity")
     # BLEU of a small model sits near zero before and after; the loss on the reference texts is what
     # training moves, and it has a paired test over the same test examples.
