@@ -130,6 +130,24 @@ class GenerationConfig(Strict):
     batch_size: int = Field(16, gt=0)
     num_samples: int = Field(5, ge=0, description="Generated samples copied into result.json")
     max_eval_prompts: int | None = Field(None, gt=0, description="Generate for at most this many prompts")
+    report_metrics: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="The report's quality columns, primary first (default: bleu, rougeL, perplexity), e.g. "
+        "the LoRA paper's E2E columns: [bleu, nist, meteor, rougeL, cider]",
+    )
+
+    @field_validator("report_metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
+        from peftbench.text_metrics import TEXT_METRICS
+
+        known = [*TEXT_METRICS, "perplexity", "loss"]
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            name = unknown[0]
+            raise ValueError(f"unknown metric '{name}'{closest(name, known)}; use any of: {', '.join(known)}")
+        return names
 
     @model_validator(mode="after")
     def _length_penalty_needs_beams(self) -> "GenerationConfig":

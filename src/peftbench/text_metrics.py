@@ -9,7 +9,6 @@ against all of its references as one segment, on lowercased mteval-v13a tokens (
 
 import math
 import re
-import statistics
 from collections import Counter
 from collections.abc import Callable
 
@@ -21,6 +20,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+TEXT_METRICS = ("bleu", "nist", "meteor", "rougeL", "cider", "chrf", "ter", "rouge1", "rouge2", "rougeLsum")
 LOWER_IS_BETTER = {"ter", "loss", "perplexity"}
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -134,14 +134,19 @@ def _sentences_per_line(text: str) -> str:
     return "\n".join(SENTENCE_END.split(text.strip()))
 
 
-def rouge(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+def rouge_segments(predictions: list[str], references: list[list[str]]) -> dict[str, np.ndarray]:
+    """Each ROUGE F1 (0-100) of every prediction against its best reference."""
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     totals = {name: [] for name in ROUGE_TYPES}
     for prediction, refs in zip(predictions, references, strict=True):
         scores = scorer.score_multi([_sentences_per_line(r) for r in refs], _sentences_per_line(prediction))
         for name in ROUGE_TYPES:
-            totals[name].append(scores[name].fmeasure)
-    return {name: 100 * statistics.fmean(values) for name, values in totals.items()}
+            totals[name].append(100 * scores[name].fmeasure)
+    return {name: np.asarray(values) for name, values in totals.items()}
+
+
+def rouge(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+    return {name: float(v.mean()) for name, v in rouge_segments(predictions, references).items()}
 
 
 def meteor_unavailable() -> str | None:
@@ -159,14 +164,55 @@ def meteor_unavailable() -> str | None:
     return "nltk's WordNet data is not installed (python -m nltk.downloader wordnet)"
 
 
-def meteor(predictions: list[str], references: list[list[str]]) -> float:
+def meteor_segments(predictions: list[str], references: list[list[str]]) -> np.ndarray:
     from nltk.translate.meteor_score import meteor_score
 
-    scores = [
-        meteor_score([r.split() for r in refs], prediction.split())
-        for prediction, refs in zip(predictions, references, strict=True)
-    ]
-    return 100 * statistics.fmean(scores)
+    return 100 * np.asarray(
+        [
+            meteor_score([r.split() for r in refs], prediction.split())
+            for prediction, refs in zip(predictions, references, strict=True)
+        ]
+    )
+
+
+def meteor(predictions: list[str], references: list[list[str]]) -> float:
+    return float(meteor_segments(predictions, references).mean())
+
+
+def _means(segments: Callable[[list[str], list[list[str]]], np.ndarray]) -> Callable:
+    """A resample scorer for a metric that averages per-prediction scores."""
+
+    def on_subsets(predictions: list[str], references: list[list[str]]) -> Callable[[np.ndarray], float]:
+        scores = segments(predictions, references)
+        return lambda indices: float(scores[indices].mean())
+
+    return on_subsets
+
+
+def _sacrebleu_on_subsets(metric) -> Callable:
+    """Resample scorer of a sacrebleu corpus metric from its own per-example statistics (bleu_on_subsets)."""
+
+    def on_subsets(predictions: list[str], references: list[list[str]]) -> Callable[[np.ndarray], float]:
+        table = np.asarray(metric._extract_corpus_statistics(predictions, _reference_streams(references)))
+        return lambda indices: metric._compute_score_from_stats(table[indices].sum(axis=0)).score
+
+    return on_subsets
+
+
+def subset_scorers() -> dict[str, Callable]:
+    """Per text metric: (predictions, references) -> the metric of any resample of the prompts, equal to
+    text_metrics' value on all of them; what the report's paired bootstrap over prompts resamples."""
+    scorers = {
+        "bleu": bleu_on_subsets,
+        "nist": nist_on_subsets,
+        "cider": cider_on_subsets,
+        "chrf": _sacrebleu_on_subsets(CHRF()),
+        "ter": _sacrebleu_on_subsets(TER()),
+        **{name: _means(lambda p, r, name=name: rouge_segments(p, r)[name]) for name in ROUGE_TYPES},
+    }
+    if meteor_unavailable() is None:
+        scorers["meteor"] = _means(meteor_segments)
+    return scorers
 
 
 def text_metrics(predictions: list[str], references: list[list[str]]) -> tuple[dict, dict]:
@@ -180,7 +226,7 @@ def text_metrics(predictions: list[str], references: list[list[str]]) -> tuple[d
         "chrf": CHRF().corpus_score(predictions, streams).score,
         "ter": TER().corpus_score(predictions, streams).score,
         "nist": nist_on_subsets(predictions, references)(np.arange(len(predictions))),
-        "cider": float(cider_segments(predictions, references).mean()),
+        "cider": cider_on_subsets(predictions, references)(np.arange(len(predictions))),
         **rouge(predictions, references),
     }
     notes = {"bleu_signature": str(bleu.get_signature()), "unavailable": {}}
