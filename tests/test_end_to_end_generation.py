@@ -127,3 +127,33 @@ def test_causal_lm_on_a_model_without_pad_token(tmp_path, tiny_gpt2, data_to_tex
     assert reported.exit_code == 0, reported.output
     text = (tmp_path / "runs" / "causal_lm-run" / "report.md").read_text()
     assert f"paired bootstrap over {len(set(documents))} documents" in text
+
+
+def test_the_lora_papers_e2e_settings_run_and_report_its_columns(tmp_path, tiny_llama_lm, data_to_text_csv):
+    methods = [{"method": "full"}, {"method": "lora", "r": 2, "target_modules": "all-linear"}]
+    experiment = _experiment(
+        tmp_path,
+        tiny_llama_lm,
+        data_to_text_csv,
+        "generation",
+        methods,
+        prompt_template="{mr} :",
+        target_column="ref",
+    )
+    experiment["training"].update(epochs=1, label_smoothing=0.1)
+    columns = ["bleu", "nist", "meteor", "rougeL", "cider", "perplexity"]
+    paper = {"num_beams": 3, "length_penalty": 0.8, "no_repeat_ngram_size": 4, "report_metrics": columns}
+    experiment["generation"].update(paper)
+    found = _run(tmp_path, experiment)
+    for result in found.values():
+        metrics = result["metrics"]["test"]
+        assert metrics["nist"] >= 0 and metrics["cider"] >= 0
+        assert result["decoding"]["length_penalty"] == 0.8
+    assert found["lora"]["training"]["label_smoothing"] == found["full"]["training"]["label_smoothing"] == 0.1
+    folder = tmp_path / "runs" / "generation-run"
+    reported = runner.invoke(app, ["report", str(folder)])
+    assert reported.exit_code == 0, reported.output
+    page = (folder / "report.md").read_text()
+    header = next(line for line in page.splitlines() if line.startswith("| run | n |"))
+    assert all(name in header for name in ("BLEU", "NIST", "ROUGE-L", "CIDEr", "ppl"))
+    assert "lora − full (paired bootstrap over prompts" in page and "NIST " in page

@@ -304,3 +304,10 @@ def test_learning_is_judged_on_the_rows_baseline_metric():
     assert "94.9% of full's accuracy" in lora
     flat = next(s for s in lines if s.startswith("**flat**"))
     assert "did not learn beyond the untrained model (f1_macro 0.26 vs 0.3076" in flat
+
+
+def test_nist_and_cider_are_near_zero_on_their_own_scales():
+    from peftbench.report.verdict import near_zero
+
+    assert not near_zero(0.5, "nist") and not near_zero(0.5, "cider")  # 0.5 NIST is a score, not noise
+    assert near_zero(0.05, "cider") and near_zero(0.5, "bleu")

@@ -214,3 +214,12 @@ def test_seed_table_script_rows_carry_the_published_counts(tmp_path):
         on_24, on_80 = int(cell[-2]), int(cell[-1])
         assert 0 < on_24 <= on_80
     assert len(script.HEADER.split(" | ")) == len(cells["full"])
+
+
+def test_the_e2e_example_reports_the_lora_papers_columns_with_its_decoding():
+    config = _config(ROOT / "configs" / "examples" / "seed000-e2e-gpt2.yaml")
+    # the LoRA paper on E2E: BLEU, NIST, MET, ROUGE-L, CIDEr; beam 10, length penalty 0.8, no repeat 4-gram
+    assert config.generation.report_metrics[:5] == ["bleu", "nist", "meteor", "rougeL", "cider"]
+    decoding = config.generation
+    assert (decoding.num_beams, decoding.length_penalty, decoding.no_repeat_ngram_size) == (10, 0.8, 4)
+    assert config.training.label_smoothing == 0.1

@@ -330,3 +330,37 @@ def test_reference_groups_keep_every_reference_of_a_prompt_in_order(tiny_llama_l
         {"prompt": "p1", "prompt_ids": [1, 11], "references": ["a", "c"], "cut": False, "dropped": False},
         {"prompt": "p2", "prompt_ids": [1, 12], "references": ["b"], "cut": False, "dropped": False},
     ]
+
+
+def test_eight_reference_rows_of_a_prompt_score_as_one_nist_and_cider_segment(tiny_llama_lm, tmp_path):
+    from nltk.translate.nist_score import corpus_nist
+
+    from peftbench.tasks.generation import Generation
+    from peftbench.text_metrics import e2e_tokens, text_metrics
+
+    config = build_config(
+        {
+            "name": "g",
+            "task": "generation",
+            "model": str(tiny_llama_lm),
+            "data": {"dataset": "x.csv", "prompt_template": "{mr}", "target_column": "ref"},
+            "methods": [{"method": "full"}],
+            "output_dir": str(tmp_path),
+        }
+    )
+    encoder = Encoder(_Tokens(), chat=False, encoder_decoder=False, context=8, max_target=4)
+    first = [f"The pub {w} is near the {v} river." for w, v in zip(WORDS[:8], WORDS[4:12], strict=True)]
+    others = {"p2": ["A cheap cafe.", "The cafe is cheap."], "p3": ["The river pub is near the cafe."]}
+    rows = [("p1", r) for r in first[:5]] + [("p2", r) for r in others["p2"]] + [("p1", r) for r in first[5:]]
+    rows += [("p3", r) for r in others["p3"]]
+    prompts, targets = [p for p, _ in rows], [t for _, t in rows]
+    groups = Generation._reference_groups(prompts, [[1, 11]] * len(rows), targets, encoder, 8, config)
+    assert [len(g["references"]) for g in groups] == [8, 2, 1]
+    predictions = ["The pub is near the river.", "A cheap cafe.", "The pub near the cafe."]
+    metrics, _ = text_metrics(predictions, [g["references"] for g in groups])
+    grouped = [first, others["p2"], others["p3"]]  # the references written out per prompt
+    nltk_nist = corpus_nist(
+        [[e2e_tokens(r) for r in refs] for refs in grouped], [e2e_tokens(p) for p in predictions]
+    )
+    assert metrics["nist"] == pytest.approx(nltk_nist, rel=1e-12)
+    assert metrics["cider"] == pytest.approx(text_metrics(predictions, grouped)[0]["cider"], rel=1e-12)

@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 
 from peftbench import text_metrics
@@ -68,3 +69,83 @@ def test_mismatched_lengths_are_rejected():
     for predictions, references in ((["a"], []), ([], [])):
         with pytest.raises(ValueError, match="^need one non-empty reference list per prediction$"):
             score(predictions, references)
+
+
+def _corpus(seed: int = 0, prompts: int = 25) -> tuple[list[str], list[list[str]]]:
+    """E2E-like texts: 1 to 8 references per prompt, mixed case and punctuation."""
+    import random
+
+    rng = random.Random(seed)
+    words = "The Vaults pub near Café Adriatic has a 5 star rating , is family-friendly and cheap ."
+    words = words.split(" ")
+
+    def sentence() -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(2, 14))).replace(" ,", ",")
+
+    references = [[sentence() for _ in range(rng.randint(1, 8))] for _ in range(prompts)]
+    return [sentence() for _ in references], references
+
+
+def _nltk_nist(predictions, references) -> float:
+    from nltk.translate.nist_score import corpus_nist
+
+    tokens = text_metrics.e2e_tokens
+    return corpus_nist([[tokens(r) for r in refs] for refs in references], [tokens(p) for p in predictions])
+
+
+def _coco_cider(predictions, references) -> float:
+    from pycocoevalcap.cider.cider import Cider
+
+    tokens = text_metrics.e2e_tokens
+    gts = {i: [" ".join(tokens(r)) for r in refs] for i, refs in enumerate(references)}
+    res = {i: [" ".join(tokens(p))] for i, p in enumerate(predictions)}
+    return Cider().compute_score(gts, res)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nist_and_cider_equal_the_libraries_called_directly(seed):
+    predictions, references = _corpus(seed)
+    metrics, _ = score(predictions, references)
+    assert metrics["nist"] == pytest.approx(_nltk_nist(predictions, references), rel=1e-12)
+    assert metrics["cider"] == pytest.approx(_coco_cider(predictions, references), rel=1e-12)
+    assert metrics["nist"] > 0 and metrics["cider"] > 0
+
+
+def test_e2e_tokens_lowercase_and_split_punctuation_as_mteval():
+    assert text_metrics.e2e_tokens("The Vaults, near Café Adriatic.") == [
+        "the", "vaults", ",", "near", "café", "adriatic", ".",
+    ]  # fmt: skip
+
+
+def test_a_prompt_with_eight_references_is_one_segment():
+    predictions, references = _corpus(3)
+    references[0] = [f"The pub number {k} is near the river." for k in range(8)]
+    grouped, _ = score(predictions, references)
+    # the same references as one row each: eight segments, each with the prediction and one reference
+    rows_predictions = [predictions[0]] * 8 + predictions[1:]
+    rows_references = [[r] for r in references[0]] + references[1:]
+    per_row, _ = score(rows_predictions, rows_references)
+    for metric in ("nist", "cider"):
+        assert grouped[metric] != pytest.approx(per_row[metric], rel=1e-3)
+    assert grouped["nist"] == pytest.approx(_nltk_nist(predictions, references), rel=1e-12)
+    assert per_row["nist"] == pytest.approx(_nltk_nist(rows_predictions, rows_references), rel=1e-12)
+
+
+def test_subset_scorers_resample_segments_and_keep_the_test_sets_weights():
+    predictions, references = _corpus(4)
+    everything = np.arange(len(predictions))
+    nist = text_metrics.nist_on_subsets(predictions, references)
+    cider = text_metrics.cider_on_subsets(predictions, references)
+    assert nist(everything) == pytest.approx(_nltk_nist(predictions, references), rel=1e-12)
+    assert cider(everything) == pytest.approx(_coco_cider(predictions, references), rel=1e-12)
+    # CIDEr of a resample: the mean of its segments' scores (document frequencies of the whole test set)
+    segments = text_metrics.cider_segments(predictions, references)
+    assert cider(np.array([0, 0, 5])) == pytest.approx((2 * segments[0] + segments[5]) / 3)
+    # NIST of a resample sums its segments' statistics: a prompt drawn twice counts twice
+    assert nist(np.array([2, 2])) == pytest.approx(nist(np.array([2])))  # both terms are ratios
+    assert nist(np.array([1, 2, 2])) != pytest.approx(nist(np.array([1, 2])))
+
+
+def test_empty_predictions_score_zero_not_an_error():
+    metrics, _ = score(["", ""], [["a b c"], ["d e"]])
+    assert metrics["nist"] == 0 and metrics["cider"] == 0

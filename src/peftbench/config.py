@@ -4,7 +4,7 @@ reading the YAML and what needs the method and task registries to check are in p
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from peftbench.data_config import DataConfig
 from peftbench.errors import PeftbenchError, closest, first_line
@@ -57,6 +57,13 @@ class TrainingConfig(Strict):
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Label smoothing ε of the training loss (the LoRA paper's E2E runs: 0.1); evaluation "
+        "loss and perplexity stay the plain cross-entropy",
+    )
     gradient_accumulation_steps: int = Field(1, gt=0)
     lr_scheduler: str = "linear"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -115,9 +122,41 @@ class GenerationConfig(Strict):
     top_p: float | None = Field(None, gt=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0)
     no_repeat_ngram_size: int | None = Field(None, ge=0)
+    length_penalty: float | None = Field(
+        None,
+        description="Beam search only: a beam's score is its summed log-probability / length**length_penalty "
+        "(transformers' definition; below 1 favours shorter outputs, the LoRA paper's E2E decoding: 0.8)",
+    )
     batch_size: int = Field(16, gt=0)
     num_samples: int = Field(5, ge=0, description="Generated samples copied into result.json")
     max_eval_prompts: int | None = Field(None, gt=0, description="Generate for at most this many prompts")
+    report_metrics: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="The report's quality columns, primary first (default: bleu, rougeL, perplexity), e.g. "
+        "the LoRA paper's E2E columns: [bleu, nist, meteor, rougeL, cider]",
+    )
+
+    @field_validator("report_metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
+        from peftbench.text_metrics import TEXT_METRICS
+
+        known = [*TEXT_METRICS, "perplexity", "loss"]
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            name = unknown[0]
+            raise ValueError(f"unknown metric '{name}'{closest(name, known)}; use any of: {', '.join(known)}")
+        return names
+
+    @model_validator(mode="after")
+    def _length_penalty_needs_beams(self) -> "GenerationConfig":
+        if self.length_penalty is not None and self.num_beams == 1:
+            raise ValueError(
+                "length_penalty applies to beam search only; set generation.num_beams above 1 "
+                "(the LoRA paper's E2E decoding: 10) or drop length_penalty"
+            )
+        return self
 
 
 class LauncherConfig(Strict):

@@ -15,6 +15,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, Traini
 from peftbench import checkpoints
 from peftbench.config import ExperimentConfig, TrainingConfig
 from peftbench.errors import PeftbenchError
+from peftbench.label_smoothing import SmoothedTraining
 from peftbench.measure import MemoryPhases, PeakMemory
 from peftbench.ranks import memory_over_ranks, world_size
 from peftbench.timing import EpochTimer
@@ -136,16 +137,15 @@ def _arguments(
         dataloader_num_workers=0,
         disable_tqdm=False,
         prediction_loss_only=loss_only,
-        # True makes the Trainer multiply every loss by the number of ranks, assuming the model divided
-        # by a global token count; classification models do not, so losses (and gradients) came out
-        # N times too large. Off: each rank averages its batch and DDP averages the ranks.
+        # True multiplies every loss by the number of ranks, for models dividing by a global token count;
+        # classification models do not (losses came out N times too large). Off: DDP averages rank means.
         average_tokens_across_devices=False,
     )
 
 
-class HeadRateTrainer(checkpoints.ExactResume, Trainer):
-    """The Trainer with the task head's parameters in their own optimizer groups, at their own rate.
-    The Trainer builds its groups (weight decay and all) as usual; each is then split in two."""
+class HeadRateTrainer(checkpoints.ExactResume, SmoothedTraining, Trainer):
+    """The Trainer with the task head's parameters in their own optimizer groups, at their own rate (the
+    Trainer's groups, weight decay and all, each split in two), and label smoothing in training only."""
 
     def __init__(self, *args, head_parameters=(), head_learning_rate: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -207,6 +207,7 @@ def make_trainer(
         callbacks=callbacks,
         head_parameters=head_parameters,
         head_learning_rate=config.head_learning_rate,
+        label_smoothing=config.label_smoothing,
     )
 
 

@@ -14,7 +14,7 @@ from peftbench.report.model import Report
 from peftbench.report.provenance import provenance_lines, provenance_warnings
 from peftbench.report.render import html, markdown, summary_csv
 from peftbench.report.samples import merge_samples
-from peftbench.report.summary import head_rate_warnings, summary_rows
+from peftbench.report.summary import head_rate_warnings, headline_metrics, summary_rows
 from peftbench.report.verdict import verdict
 from peftbench.results import read_json, write_atomic
 
@@ -64,12 +64,11 @@ def _figures(groups, primary: str, search: dict | None) -> dict[str, bytes | Non
 
 def build(root: Path, reference: str = "full") -> Report:
     from peftbench.report.stability import best_alpha_sentences, unmeasured_forgetting
-    from peftbench.tasks import TASKS
 
     groups, left_out = load_current_groups(root)
     search = read_json(root / SUMMARY_FILE)
     task = groups[0].runs[0].get("task", "classification")
-    metrics = list(TASKS.get(task).headline_metrics)
+    metrics = headline_metrics(groups)
     reference_group = find_reference(groups, reference)
     rows = summary_rows(groups, reference_group, metrics, task)
     figures = {k: v for k, v in _figures(groups, metrics[0], search).items() if v}

@@ -24,7 +24,7 @@ from peftbench.stats import (
     summarize,
     unit_rows,
 )
-from peftbench.text_metrics import LOWER_IS_BETTER, bleu_on_subsets
+from peftbench.text_metrics import LOWER_IS_BETTER, TEXT_METRICS, subset_scorers
 
 
 @dataclass
@@ -175,8 +175,8 @@ def _perplexity_bootstrap(group: RunGroup, reference: RunGroup, task: str) -> di
 def paired_test(group: RunGroup, reference: RunGroup, task: str, metric: str = "accuracy") -> dict | None:
     """Classification: exact McNemar on one seed, a paired bootstrap of accuracy over test examples when
     several seeds share them; for `metric` f1_macro a paired bootstrap of macro-F1. Generation: a paired
-    bootstrap of the table's corpus BLEU over prompts. Language tasks, `metric` perplexity: a paired
-    bootstrap of corpus perplexity over prompts (generation) or documents (causal_lm)."""
+    bootstrap over prompts of `metric` (a text metric; BLEU for any other name). Language tasks, `metric`
+    perplexity: a paired bootstrap of corpus perplexity over prompts (generation) or documents (causal_lm)."""
     if metric == "perplexity":
         return _perplexity_bootstrap(group, reference, task)
     file = {"classification": "predictions.jsonl", "generation": "generations.jsonl"}.get(task)
@@ -197,21 +197,29 @@ def paired_test(group: RunGroup, reference: RunGroup, task: str, metric: str = "
         accuracy = _over_seeds(lambda i: float(correct[i].mean()), examples, seeds)
         reference_accuracy = _over_seeds(lambda i: float(reference_correct[i].mean()), examples, seeds)
         return {"metric": "accuracy", **shared, **paired_bootstrap(accuracy, reference_accuracy, examples)}
-    bleu = bleu_on_subsets([r["generated"] for r in mine], [r["references"] for r in mine])
-    reference_bleu = bleu_on_subsets([r["generated"] for r in theirs], [r["references"] for r in theirs])
+    scorers = subset_scorers()
+    if metric not in scorers:
+        if metric in TEXT_METRICS:
+            return None  # METEOR without WordNet
+        metric = "bleu"
+    score, reference_score = (scorers[metric](*_texts(rows)) for rows in (mine, theirs))
     everything = np.arange(len(mine))
     return {
-        "metric": "bleu",
+        "metric": metric,
         **shared,
-        "bleu": bleu(everything),
-        "reference_bleu": reference_bleu(everything),
+        metric: score(everything),
+        f"reference_{metric}": reference_score(everything),
         **paired_bootstrap(
-            _over_seeds(bleu, examples, seeds),
-            _over_seeds(reference_bleu, examples, seeds),
+            _over_seeds(score, examples, seeds),
+            _over_seeds(reference_score, examples, seeds),
             examples,
             unit="prompts",
         ),
     }
+
+
+def _texts(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    return [r["generated"] for r in rows], [r["references"] for r in rows]
 
 
 def significance_words(test: dict | None) -> str:

@@ -14,8 +14,10 @@ from peftbench.report.tables import Table, cost_table, quality_table
 
 NOTES = (
     "Paired tests use the same test examples: exact McNemar on accuracy with one seed, else a paired "
-    "bootstrap over test examples (all seeds of an example together); corpus BLEU and generation "
-    "perplexity are resampled by prompt (all its references together), causal LM perplexity by document."
+    "bootstrap over test examples (all seeds of an example together); generation's text metrics (BLEU, "
+    "NIST, METEOR, ROUGE, CIDEr, chrF, TER) and perplexity are resampled by prompt (all its references "
+    "together; NIST's information weights and CIDEr's document frequencies stay the whole test set's), "
+    "causal LM perplexity by document."
 )
 
 

@@ -9,15 +9,22 @@ from peftbench.report.collect import (
     significance_words,
 )
 from peftbench.stats import summarize
+from peftbench.text_metrics import TEXT_METRICS
 
 FRACTION_METRICS = {"accuracy", "f1_macro"}  # 0-1 scale, printed with four decimals
 BASELINE_METHODS = ("majority", "untrained")
+PAIRED_KEYS = ("difference", "ci95_low", "ci95_high", "p")
 
 
 def headline_metrics(groups: list[RunGroup]) -> list[str]:
-    """Each task's headline metrics, in order, over every task present."""
+    """The metrics the runs' config names (generation.report_metrics, recorded under result.json's
+    decoding), else each task's headline metrics, in order, over every task present."""
     from peftbench.tasks import TASKS
 
+    decodings = [r["decoding"] for g in groups for r in g.runs if r.get("decoding")]
+    configured = next((d["report_metrics"] for d in decodings if d.get("report_metrics")), None)
+    if configured:
+        return list(configured)
     names: dict[str, None] = {}
     for group in groups:
         task = group.runs[0].get("task", "classification")
@@ -82,6 +89,19 @@ def _tested(
     }
 
 
+def paired_text_tests(group: RunGroup, reference: RunGroup | None, task: str, metrics: list[str]) -> dict:
+    """Generation: each text metric's paired bootstrap over prompts against the reference, as
+    paired_<metric>_difference (run − reference), _ci95_low, _ci95_high and _p."""
+    if task != "generation" or reference is None or reference is group:
+        return {}
+    found = {}
+    for metric in (m for m in metrics if m in TEXT_METRICS):
+        test = paired_test(group, reference, task, metric)
+        if test is not None and test["metric"] == metric:
+            found.update({f"paired_{metric}_{k}": test[k] for k in PAIRED_KEYS})
+    return found
+
+
 def shared_value(values) -> float | str | None:
     """The value every seed used; the distinct values, comma-separated, where seeds differ."""
     found = sorted({v for v in values if v is not None})
@@ -138,6 +158,7 @@ def summary_rows(
         for metric in metrics:
             row.update(_quality(group, metric, same_reference, before))
         row.update(_tested(group, same_reference, task, "reference", metrics[0] if metrics else ""))
+        row.update(paired_text_tests(group, same_reference, task, metrics))
         row["paired_test"] = (
             significance_words({"p": row["reference_p"], "test": row["reference_test"]})
             if row["reference_p"] is not None

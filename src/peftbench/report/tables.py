@@ -8,7 +8,10 @@ from peftbench.report.summary import format_value
 from peftbench.report.verdict import learned, p_text
 from peftbench.stats import SIGNIFICANCE
 
-SHORT = {"accuracy": "acc", "f1_macro": "F1", "perplexity": "ppl", "rougeL": "ROUGE-L", "bleu": "BLEU"}
+SHORT = {
+    **{"accuracy": "acc", "f1_macro": "F1", "perplexity": "ppl", "rougeL": "ROUGE-L", "bleu": "BLEU"},
+    **{"nist": "NIST", "meteor": "METEOR", "cider": "CIDEr"},
+}
 MARKS = "✓ better, ✗ worse, ≈ no significant difference (p ≥ 0.05), – no paired test"
 
 
@@ -78,6 +81,24 @@ def _forgetting_legend(rows: list[dict]) -> str:
     )
 
 
+def paired_text_notes(rows: list[dict], metrics: list[str]) -> list[str]:
+    """Per run, each text metric's difference from the reference with its paired-bootstrap interval and p."""
+    notes = []
+    for row in rows:
+        found = [
+            f"{short(m)} {row[f'paired_{m}_difference']:+.3g} [{row[f'paired_{m}_ci95_low']:+.3g}, "
+            f"{row[f'paired_{m}_ci95_high']:+.3g}] {p_text(row[f'paired_{m}_p'])}"
+            for m in metrics
+            if row.get(f"paired_{m}_p") is not None
+        ]
+        if found:
+            notes.append(
+                f"{row['run']} − {row['reference']} (paired bootstrap over prompts, difference "
+                f"[95% interval], p): {'; '.join(found)}."
+            )
+    return notes
+
+
 def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -> Table:
     primary = metrics[0]
     intervals = any(r.get(f"{primary}_ci95_low") is not None for r in rows)  # none with one seed
@@ -118,7 +139,7 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
             _p_notes(rows, "baseline", "p against the strongest baseline"),
         )
         if n
-    ]
+    ] + paired_text_notes(rows, metrics)
     return Table(header, body, legend, notes)
 
 

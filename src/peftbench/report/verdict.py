@@ -9,7 +9,7 @@ from peftbench.report.collect import higher_is_better
 from peftbench.stats import SIGNIFICANCE
 
 NEAR_ZERO_SHARE = 0.01  # a value under 1% of the metric's full scale is treated as zero
-FRACTIONS = {"accuracy", "f1_macro"}  # 0-1; text metrics (BLEU, ROUGE, chrF) are 0-100
+FRACTIONS = {"accuracy", "f1_macro"}  # 0-1; text metrics (BLEU, ROUGE, chrF) are 0-100, NIST and CIDEr below
 BASELINE_WORDS = {"majority": "the majority class", "untrained": "the untrained model"}
 COST_CRITERIA = (
     ("trainable_params", "Fewest trainable parameters", "{:,.0f}"),
@@ -18,8 +18,11 @@ COST_CRITERIA = (
 )
 
 
+OWN_SCALES = {"nist": 10, "cider": 10}  # NIST reaches about 10-15 on E2E; CIDEr-D at most 10
+
+
 def _scale(metric: str) -> int:
-    return 1 if metric in FRACTIONS else 100
+    return 1 if metric in FRACTIONS else OWN_SCALES.get(metric, 100)
 
 
 def near_zero(value: float, metric: str) -> bool:

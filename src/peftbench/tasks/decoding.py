@@ -32,6 +32,8 @@ def decode_options(config: GenerationConfig, tokenizer) -> dict:
         options["repetition_penalty"] = config.repetition_penalty
     if config.no_repeat_ngram_size is not None:
         options["no_repeat_ngram_size"] = config.no_repeat_ngram_size
+    if config.length_penalty is not None:
+        options["length_penalty"] = config.length_penalty
     return options
 
 

@@ -150,7 +150,7 @@ def _warn(counts: dict[str, dict[str, int]]) -> None:
 
 
 class Generation(LanguageTask):
-    summary = "prompt -> target generation, scored by BLEU, ROUGE, chrF, TER, METEOR and perplexity"
+    summary = "prompt -> target generation: BLEU, NIST, METEOR, ROUGE, CIDEr, chrF, TER and perplexity"
     peft_task_types = (TaskType.CAUSAL_LM, TaskType.SEQ_2_SEQ_LM)  # decoder-only or encoder-decoder
     headline_metrics = ("bleu", "rougeL", "perplexity")
     # BLEU of a small model sits near zero before and after; the loss on the reference texts is what
