@@ -19,7 +19,6 @@ from pathlib import Path
 
 import yaml
 
-
 RATES = [1.0e-5, 3.0e-5, 1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3]
 NOISE_SEEDS = [43, 44]
 KJV_BOOKS = {19: "Psalms", 20: "Proverbs", 40: "Matthew", 45: "Romans"}
@@ -53,7 +52,12 @@ def kjv_verses(path: Path) -> Path:
 
 def cases(out: Path) -> dict[str, dict]:
     minilm_lora = {"method": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]}
-    classification_training = {"epochs": 0.1, "batch_size": 8, "head_learning_rate": 3.0e-3, "warmup_ratio": 0.1}
+    classification_training = {
+        "epochs": 0.1,
+        "batch_size": 8,
+        "head_learning_rate": 3.0e-3,
+        "warmup_ratio": 0.1,
+    }
     return {
         "demo-class": {
             "name": "lrs-demo-class",
@@ -76,7 +80,8 @@ def cases(out: Path) -> dict[str, dict]:
             "model": "smollm2-135m",
             "data": {
                 "dataset": "drugscom",
-                "prompt_template": "Write a short {label} patient review of the drug {drug}, taken for {condition}.",
+                "prompt_template": "Write a short {label} patient review of the drug {drug}, "
+                "taken for {condition}.",
                 "target_column": "text",
                 "chat_template": True,
                 "max_length": 160,
@@ -134,31 +139,33 @@ def side_by_side(name: str, config: dict, out: Path) -> dict:
     noise = {exhaustive[0]: [exhaustive[1][exhaustive[0]]], halving[0]: [exhaustive[1][halving[0]]]}
     for seed in NOISE_SEEDS:
         rates_set = f"lr_search.learning_rates=[{','.join(map(str, rates))}]"
-        _, values, _, _ = method_result(
-            run(config, out / name, f"noise-{seed}", ["lr_search.strategy=exhaustive", rates_set, f"seed={seed}"])
-        )
+        overrides = ["lr_search.strategy=exhaustive", rates_set, f"seed={seed}"]
+        _, values, _, _ = method_result(run(config, out / name, f"noise-{seed}", overrides))
         for rate in noise:
             noise[rate].append(values[rate])
     return {"halving": halving, "exhaustive": exhaustive, "noise": noise}
 
 
+def spread(values: list[float]) -> str:
+    return f"{' / '.join(f'{v:.4f}' for v in values)} ({statistics.stdev(values):.4f})"
+
+
 def table(found: dict[str, dict]) -> str:
     lines = [
-        "| case | halving pick | its validation loss | exhaustive pick | its validation loss | steps halving / "
-        "exhaustive | seeds 42/43/44 loss at the exhaustive pick (sd) | same at the halving pick (sd) |",
+        "| case | halving pick | its validation loss | exhaustive pick | its validation loss | "
+        "steps halving / exhaustive | seeds 42/43/44 loss at the exhaustive pick (sd) | "
+        "same at the halving pick (sd) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, result in found.items():
         h_rate, h_values, h_spent, _ = result["halving"]
-        e_rate, e_values, e_spent, e_full = result["exhaustive"]
-
-        def spread(rate: float) -> str:
-            values = result["noise"][rate]
-            return f"{' / '.join(f'{v:.4f}' for v in values)} ({statistics.stdev(values):.4f})"
+        e_rate, e_values, e_spent, _ = result["exhaustive"]
+        noise = result["noise"]
 
         lines.append(
             f"| {name} | {h_rate:g} | {h_values[h_rate]:.4f} | {e_rate:g} | {e_values[e_rate]:.4f} | "
-            f"{h_spent} / {e_spent} ({h_spent / e_spent:.0%}) | {spread(e_rate)} | {spread(h_rate)} |"
+            f"{h_spent} / {e_spent} ({h_spent / e_spent:.0%}) | "
+            f"{spread(noise[e_rate])} | {spread(noise[h_rate])} |"
         )
     return "\n".join(lines)
 
