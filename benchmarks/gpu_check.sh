@@ -18,7 +18,7 @@ PYTHON="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo p
 OUT="${OUT:-benchmarks/gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}"
 CONFIG=benchmarks/gpu_check.yaml
 LORA='{method: lora, r: 8, alpha: 16, target_modules: all-linear, learning_rate: 1.0e-3}'
-QLORA=(--set "model={name: smollm2-135m, quantization: {bits: 4}}" --set "methods=[$LORA]" --set name=gpu-check-qlora)
+QLORA=(--set "model={name: smollm2-135m, quantization: {bits: 4}}" --set "methods=[$LORA]")
 RAY=(--set "seeds=[1, 2]" --set name=gpu-check-ray)
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
@@ -45,7 +45,7 @@ step 45 "inspect (full, LoRA)" "${PEFTBENCH[@]}" inspect --config "$CONFIG" --pr
 step 45 "inspect (QLoRA)" "${PEFTBENCH[@]}" inspect --config "$CONFIG" --precision bf16 "${QLORA[@]}" \
   --json "$OUT/inspect-qlora.json"
 step 120 "full and LoRA runs" "${PEFTBENCH[@]}" run "$CONFIG" --set "output_dir=$RUNS"
-step 60 "QLoRA run" "${PEFTBENCH[@]}" run "$CONFIG" "${QLORA[@]}" --set "output_dir=$RUNS"
+step 60 "QLoRA run" "${PEFTBENCH[@]}" run "$CONFIG" "${QLORA[@]}" --set name=gpu-check-qlora --set "output_dir=$RUNS"
 step 120 "4-run grid on a local Ray, 1 GPU per run" "${PEFTBENCH[@]}" run "$CONFIG" "${RAY[@]}" \
   --set "output_dir=$RUNS" --executor ray --gpus-per-run 1 --cpus-per-run 2
 step 15 "summary" "$PYTHON" benchmarks/gpu_check.py summary "$OUT"
