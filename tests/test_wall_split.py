@@ -108,3 +108,20 @@ def test_run_prints_the_split_last_and_records_it(tmp_path, experiment):
     assert saved["training_seconds"] == lora["efficiency"]["train_wall_seconds_including_eval"]
     assert saved["wall_seconds"] >= saved["training_seconds"] + saved["evaluation_seconds"]
     assert os.path.getmtime(directory / wall_split.SPLIT_FILE) >= os.path.getmtime(directory / "lora")
+
+
+@pytest.mark.slow
+def test_demo_records_a_split_per_experiment(tmp_path, experiment, monkeypatch):
+    from rich.console import Console
+
+    from peftbench import demo
+    from peftbench.experiment import build_config
+
+    experiment["methods"] = [{"method": "lora", "r": 4, "target_modules": ["query", "value"]}]
+    monkeypatch.setattr(demo, "demo_config", lambda name, quick, output_dir: build_config(experiment))
+    console = Console(record=True, width=200)
+    since = time.time() - 5
+    [folder] = demo.run_demo(True, str(tmp_path), console, since=since)
+    saved = json.loads((folder / wall_split.SPLIT_FILE).read_text())
+    assert saved["runs"] == 3 and saved["wall_seconds"] >= 5
+    assert console.export_text().strip().splitlines()[-1].startswith("time: training ")
