@@ -1,5 +1,6 @@
 """Baseline runs: the untrained model, and each task's own (e.g. the majority class), scored like a method."""
 
+import time
 from pathlib import Path
 
 from torch import nn
@@ -8,16 +9,19 @@ from peftbench import results
 from peftbench.measure import count_parameters
 from peftbench.run_folder import recording
 from peftbench.run_inputs import RunInputs
-from peftbench.run_record import base_result, finish
+from peftbench.run_record import base_result, finish, run_seconds
 from peftbench.training import make_trainer
 
 
 def run_extra_baseline(inputs: RunInputs, name: str, summary: str, scorer) -> Path:
     run_dir = inputs.directory / (name + inputs.suffix)
     with recording(run_dir, inputs.config_hash):
+        started = time.perf_counter()
         result = base_result(inputs, name, "baseline", results.now())
         result["method"] = {"name": name.removeprefix("baseline-"), "summary": summary, "options": {}}
-        finish(run_dir, result, scorer(inputs))
+        evaluation = scorer(inputs)
+        result["seconds"] = run_seconds(started, time.perf_counter() - started)
+        finish(run_dir, result, evaluation)
     return run_dir
 
 
@@ -31,9 +35,11 @@ def run_untrained(inputs: RunInputs) -> Path:
     """The model before any training: zero-shot for language tasks, a fresh head for classification."""
     run_dir = inputs.directory / ("baseline-untrained" + inputs.suffix)
     with recording(run_dir, inputs.config_hash):
-        started_at = results.now()
+        started, started_at = time.perf_counter(), results.now()
         trainer = _trainer(inputs, inputs.base_model, run_dir)
+        evaluating = time.perf_counter()
         evaluation = inputs.task.evaluate(inputs.base_model, trainer, inputs)
+        evaluated = time.perf_counter() - evaluating
         result = base_result(inputs, "baseline-untrained", "baseline", started_at)
         summary = (
             "pretrained body with a fresh, untrained head"
@@ -45,6 +51,7 @@ def run_untrained(inputs: RunInputs) -> Path:
             "trainable_params": 0,
             "trainable_percent": 0.0,
         }
+        result["seconds"] = run_seconds(started, evaluated)
         finish(run_dir, result, evaluation)
     return run_dir
 

@@ -1,5 +1,6 @@
 """`peftbench demo`: the embedded default experiments, offline on a CPU, each followed by its report."""
 
+import time
 from importlib.resources import files
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from rich.console import Console
 
 from peftbench.config import ExperimentConfig, apply_overrides
 from peftbench.experiment import build_config, read_yaml
+from peftbench.wall_split import record
 
 DEMOS = ("classification", "generation")
 # --quick: the classification task, smaller, for a first look in about two minutes on 2 cores. The
@@ -33,12 +35,17 @@ def demo_config(name: str, quick: bool, output_dir: str) -> ExperimentConfig:
     return build_config(apply_overrides(read_yaml(demo_path(name)), overrides))
 
 
-def run_demo(quick: bool, output_dir: str, console: Console, verbose: bool = False) -> list[Path]:
-    """Run every demo experiment and write its report; returns the report folders."""
+def run_demo(
+    quick: bool, output_dir: str, console: Console, verbose: bool = False, since: float | None = None
+) -> list[Path]:
+    """Run every demo experiment and write its report; returns the report folders. Each experiment's
+    time split (time_split.json) covers its wall time from `since` (default: now), then from the end of
+    the experiment before."""
     from peftbench import report
     from peftbench.executor import run_grid
 
     folders = []
+    since = time.time() if since is None else since
     for name in QUICK if quick else DEMOS:
         config = demo_config(name, quick, output_dir)
         console.rule(f"demo: {config.name}")
@@ -48,5 +55,7 @@ def run_demo(quick: bool, output_dir: str, console: Console, verbose: bool = Fal
         for line in failed:
             console.print(f"[red]error:[/red] run {line}", highlight=False, soft_wrap=True)
         report.write(report.build(directory, "full"), directory)
+        console.print(record(directory, since).line(), highlight=False)
+        since = time.time()
         folders.append(directory)
     return folders

@@ -2,6 +2,7 @@
 the evaluation written last."""
 
 import platform
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -78,3 +79,13 @@ def run_config(config: ExperimentConfig, entry: MethodConfig) -> dict:
             "training": config.method_training(entry).model_dump(mode="json"),
         }
     )
+
+
+def run_seconds(started: float, evaluation: float) -> dict:
+    """The run's wall seconds so far (from `started`, a perf_counter reading) and its test evaluation's."""
+    return {
+        "run": time.perf_counter() - started,
+        "evaluation": evaluation,
+        "how": "perf_counter; run: from the run's start to just before result.json is written; evaluation: "
+        "the test split's metrics (generation included), forgetting and the alpha curve excluded",
+    }

@@ -3,6 +3,7 @@ and the short learning-rate search runs."""
 
 import copy
 import tempfile
+import time
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -19,7 +20,7 @@ from peftbench.methods import METHODS, head_parameters_in, prepare_model
 from peftbench.progress import ProgressFile
 from peftbench.run_folder import Paused, recording
 from peftbench.run_inputs import RunInputs, method_context_for
-from peftbench.run_record import base_result, finish, run_config
+from peftbench.run_record import base_result, finish, run_config, run_seconds
 from peftbench.training import TrainOutcome, eval_metrics, train
 from peftbench.training_log import logged_steps
 
@@ -82,12 +83,14 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
     run_dir = inputs.directory / (entry.run_name + inputs.suffix)
     config = inputs.config
     with recording(run_dir, inputs.config_hash):
-        started_at = results.now()
+        started, started_at = time.perf_counter(), results.now()
         training = config.method_training(entry)
         method = METHODS.get(entry.method)
         results.write_yaml(run_dir / "config.yaml", run_config(config, entry))
         model, outcome = _prepare_and_train(inputs, entry, run_dir)
+        evaluating = time.perf_counter()
         evaluation = inputs.task.evaluate(model, outcome.trainer, inputs)
+        evaluated = time.perf_counter() - evaluating
         result = base_result(inputs, entry.run_name, "method", started_at)
         result["method"] = {"name": entry.method, "summary": method.summary, "options": entry.options}
         result["training"] = {**training.model_dump(), "logging_steps": outcome.trainer.args.logging_steps}
@@ -113,6 +116,7 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
         result["efficiency"]["model_flops_utilisation"] = result["utilisation"]["utilisation"]
         result.update(retention.measure(inputs, model))  # forgetting and the alpha curve (issue 15)
         results.write_json(run_dir / "history.json", outcome.history)
+        result["seconds"] = run_seconds(started, evaluated)
         finish(run_dir, result, evaluation)
     return run_dir
 

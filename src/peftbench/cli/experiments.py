@@ -29,6 +29,7 @@ def _print_table(directory: Path) -> None:
 
 
 def _execute(config, force: bool = False, inline: bool = False, ray=None, verbose: bool = False) -> None:
+    from peftbench import wall_split
     from peftbench.compare import rich_samples, samples
     from peftbench.executor import run_grid
 
@@ -42,6 +43,8 @@ def _execute(config, force: bool = False, inline: bool = False, ray=None, verbos
     console.print(f"results in {directory}")
     for line in failed:
         console.print(f"[red]error:[/red] run {line}", highlight=False, soft_wrap=True)
+    since = wall_split.process_started()
+    console.print(wall_split.record(directory, since, parallel=ray is not None).line(), highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -217,9 +220,10 @@ def demo(
     """Run the embedded default experiments (classification on minilm, generation on smollm2-135m)
     offline, write a report for each, and print their comparison tables and where the reports are."""
     from peftbench.demo import run_demo
+    from peftbench.wall_split import process_started
 
     try:
-        folders = run_demo(quick, output_dir, console, verbose)
+        folders = run_demo(quick, output_dir, console, verbose, since=process_started())
         for folder in folders:
             _print_table(folder)
     except PeftbenchError as exc:
