@@ -207,3 +207,34 @@ def test_halving_trains_under_40_percent_of_the_steps_and_picks_the_exhaustive_r
     assert "Search: successive halving (Optuna's SuccessiveHalvingPruner)" in markdown
     assert "It trained 192 optimizer steps, 30% of the 648 of an exhaustive search" in markdown
     assert "pruned" in markdown
+
+
+def _lora_search(experiment, model, tmp_path, strategy) -> dict:
+    """LoRA, two rates: the later one (1e-2) survives, so in halving it starts after the other's first rung,
+    in exhaustive after the other's whole run, both in one --inline process."""
+    reviews = tmp_path / "more-reviews.csv"
+    write_reviews(reviews, count=240)
+    lora = {"method": "lora", "r": 4, "target_modules": ["query", "value"]}
+    experiment = {**experiment, "name": strategy, "baselines": False, "methods": [lora], "model": str(model)}
+    experiment["data"] = {**experiment["data"], "dataset": str(reviews)}
+    experiment["lr_search"] = {
+        "learning_rates": [1e-6, 1e-2],
+        "epochs": 9,
+        "max_train_samples": 24,
+        "strategy": strategy,
+    }
+    directory, failed = run_grid(build_config(experiment), inline=True, console=Console(quiet=True))
+    assert failed == []
+    record = directory / SEARCH_FOLDER / "lora-lr0.01" / lr_search.SEARCH_FILE
+    return json.loads(record.read_text())
+
+
+@pytest.mark.slow
+def test_a_halving_lora_survivor_is_its_exhaustive_run(experiment, seeded_bert, tmp_path):
+    """LoRA draws its A matrices when the method is applied; they must come from the run's seed, not from
+    the RNG the rates trained before it in the same process left behind."""
+    halving = _lora_search(experiment, seeded_bert, tmp_path, "halving")
+    exhaustive = _lora_search(experiment, seeded_bert, tmp_path, "exhaustive")
+    assert [r["step"] for r in halving["rungs"]] == [3, 9, 27]
+    assert halving["history"][-1] == exhaustive["history"][-1]
+    assert halving["validation"] == exhaustive["validation"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 from torch import nn
+from transformers import set_seed
 
 from peftbench import results, retention
 from peftbench.checkpoints import PauseAt
@@ -61,7 +62,11 @@ def _save_artifact(model: nn.Module, saved_as: str, run_dir: Path, save_full: bo
 def _prepare_and_train(
     inputs: RunInputs, entry: MethodConfig, run_dir: Path, extra_callbacks: tuple = ()
 ) -> tuple[nn.Module, TrainOutcome]:
+    """The method's own random initialisation (LoRA's A matrices, ...) is drawn from the run's seed, not
+    from wherever the process's RNG was left: an inline grid runs many runs in one process, and a halving
+    search's survivor must start from the weights of its exhaustive run, trained after other rates."""
     context = method_context_for(inputs, entry)
+    set_seed(inputs.config.seed)
     model = prepare_model(copy.deepcopy(inputs.base_model), entry, context)
     outcome = train(
         model,
