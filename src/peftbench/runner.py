@@ -8,7 +8,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
-from peftbench import results, retention
+from peftbench import benchmarks_eval, results, retention
 from peftbench.checkpoints import PauseAt
 from peftbench.config import MethodConfig
 from peftbench.grid import SEARCH_FOLDER
@@ -112,6 +112,7 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
         result["utilisation"] = run_utilisation(model, outcome)
         result["efficiency"]["model_flops_utilisation"] = result["utilisation"]["utilisation"]
         result.update(retention.measure(inputs, model))  # forgetting and the alpha curve (issue 15)
+        result["retention"] = benchmarks_eval.measure(inputs, model)
         results.write_json(run_dir / "history.json", outcome.history)
         finish(run_dir, result, evaluation)
     return run_dir
