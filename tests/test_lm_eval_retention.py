@@ -85,7 +85,6 @@ def test_before_is_lm_evals_score_of_the_base_model_and_the_second_run_reads_it(
     assert len(cached) == 1
 
 
-
 @pytest.fixture
 def lm(tiny_gpt2):
     return AutoModelForCausalLM.from_pretrained(tiny_gpt2), AutoTokenizer.from_pretrained(tiny_gpt2)
@@ -133,11 +132,16 @@ def test_a_classifier_gets_null_with_the_reason(tiny_bert, reviews_csv, tmp_path
     assert "no language-model head" in found["reason"]
 
 
-def test_without_lm_eval_the_error_names_the_extra(monkeypatch):
+def test_without_lm_eval_the_config_is_refused_naming_the_extra(experiment, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "lm_eval" else real(name))
     with pytest.raises(PeftbenchError, match=r"pip install peftbench\[retention\]"):
-        benchmarks_eval.require_lm_eval()
+        build_config(experiment | {"retention": [TASK]})
+
+
+def test_a_missing_task_folder_is_refused_before_any_run(experiment):
+    with pytest.raises(PeftbenchError, match="retention.include_path 'nowhere' is not a folder"):
+        build_config(experiment | {"retention": {"tasks": [TASK], "include_path": "nowhere"}})
 
 
 def test_an_unknown_task_is_named_with_where_it_was_looked_for():

@@ -5,7 +5,6 @@ The change after - before gets a paired bootstrap interval over the items: the s
 before and after, so resampling items together removes their difficulty from the interval."""
 
 import hashlib
-import importlib.util
 import logging
 import os
 import time
@@ -19,18 +18,12 @@ from torch import nn
 from peftbench.errors import PeftbenchError, first_line
 from peftbench.forgetting import is_language_model
 from peftbench.retention import _cached
-from peftbench.retention_config import RetentionConfig
+from peftbench.retention_config import RetentionConfig, require_lm_eval
 from peftbench.run_inputs import RunInputs, model_identity
 from peftbench.stats import paired_bootstrap
 
-INSTALL = "pip install peftbench[retention]"
 SCORING_ONLY = {"batch_size", "resamples"}  # fields that do not change a score
 _MANAGERS: dict[tuple, object] = {}  # lm-eval indexes its ~10,000 task files in ~20 s: once per process
-
-
-def require_lm_eval() -> None:
-    if importlib.util.find_spec("lm_eval") is None:
-        raise PeftbenchError(f"retention needs lm-evaluation-harness; run: {INSTALL} (or drop `retention:`)")
 
 
 def _task_manager(config: RetentionConfig):

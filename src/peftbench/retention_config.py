@@ -1,11 +1,16 @@
 """The `retention:` section: lm-evaluation-harness tasks scored on the base model and on every trained
 language-model run (docs/retention.md). Off unless given."""
 
+import importlib.util
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
+from peftbench.errors import PeftbenchError
 from peftbench.schema import Strict
+
+INSTALL = "pip install peftbench[retention]"
 
 
 class RetentionConfig(Strict):
@@ -34,3 +39,20 @@ def _switch(value: Any) -> Any:
 
 
 RetentionOption = Annotated[RetentionConfig | None, BeforeValidator(_switch)]
+
+
+def require_lm_eval() -> None:
+    if importlib.util.find_spec("lm_eval") is None:
+        raise PeftbenchError(f"retention needs lm-evaluation-harness; run: {INSTALL} (or drop `retention:`)")
+
+
+def check_retention(config: RetentionConfig | None) -> None:
+    """Before any run trains: lm-eval is installed and the custom task folder exists."""
+    if config is None:
+        return
+    require_lm_eval()
+    if config.include_path and not Path(config.include_path).is_dir():
+        raise PeftbenchError(
+            f"retention.include_path '{config.include_path}' is not a folder; give the folder of your "
+            "task YAMLs (relative paths are from the directory the run starts in)"
+        )
