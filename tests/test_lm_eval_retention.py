@@ -20,6 +20,8 @@ from peftbench import benchmarks_eval, retention
 from peftbench.errors import PeftbenchError
 from peftbench.experiment import build_config
 from peftbench.grid import RunSpec
+from peftbench.report.build import build
+from peftbench.report.tables import quality_table
 from peftbench.retention_config import RetentionConfig
 from peftbench.run_inputs import prepare_inputs
 from peftbench.worker import execute
@@ -83,6 +85,11 @@ def test_before_is_lm_evals_score_of_the_base_model_and_the_second_run_reads_it(
     assert first["seconds"] > 0 and found[1]["retention"]["reason"] is None
     cached = list((inputs.directory / retention.CACHE_FOLDER).glob("lm-eval-before-*.json"))
     assert len(cached) == 1
+
+    report = build(inputs.directory)
+    assert "retention" in quality_table(report.rows, report.metrics, report.reference).header
+    assert any(title.endswith(f"{TASK} retention (lm-eval)") for title in report.figures)
+    assert f"retention_{TASK}" in [m["key"] for m in report.explore["metrics"]]
 
 
 @pytest.fixture
