@@ -14,6 +14,7 @@ from peftbench.forgetting_config import (
     InterpolationConfig,
     InterpolationOption,
 )
+from peftbench.retention_config import RetentionOption
 from peftbench.schema import NumbersAreNumbers, Strict, path_safe
 from peftbench.search_config import LrSearchConfig
 
@@ -225,6 +226,9 @@ class ExperimentConfig(Strict):
     save_full_model: bool = Field(False, description="Save full fine-tuned weights (large)")
     forgetting: ForgettingOption = Field(ForgettingConfig(), description="false: no forgetting measured")
     interpolation: InterpolationOption = Field(InterpolationConfig(), description="false: no alpha curve")
+    retention: RetentionOption = Field(
+        None, description="lm-evaluation-harness tasks scored before and after training (off by default)"
+    )
 
     _safe_name = field_validator("name")(path_safe)
 

@@ -11,6 +11,7 @@ from peftbench.config import ExperimentConfig, apply_overrides
 from peftbench.errors import PeftbenchError
 from peftbench.grid import expand_methods
 from peftbench.methods import check_quantized_base, validate_method
+from peftbench.retention_config import check_retention
 from peftbench.schema import explain
 from peftbench.tasks import TASKS
 from peftbench.trackers import check_trackers
@@ -70,6 +71,7 @@ def build_config(raw: dict) -> ExperimentConfig:
         check_quantized_base(method.method, config.model.quantization)
     _check_launcher(config)
     _check_lr_search(config, task.validation_metrics)
+    check_retention(config.retention)
     return config
 
 

@@ -59,7 +59,8 @@ class RunSpec:
     def config_hash(self) -> str:
         """Of the config with secret environment values redacted, as the worker reads it from its spec
         file: the grid process and the worker give a run the same hash."""
-        identity = self.config.model_dump(mode="json", exclude={"output_dir"})
+        unset = {"retention"} if self.config.retention is None else set()  # hashes from before it existed
+        identity = self.config.model_dump(mode="json", exclude={"output_dir", *unset})
         identity["kind"], identity["schema"] = self.kind, RESULT_SCHEMA_VERSION
         text = redact_text(json.dumps(identity, sort_keys=True))
         return hashlib.sha256(text.encode()).hexdigest()[:16]

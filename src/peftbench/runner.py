@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import set_seed
 
-from peftbench import results, retention
+from peftbench import benchmarks_eval, results, retention
 from peftbench.checkpoints import PauseAt
 from peftbench.config import MethodConfig
 from peftbench.grid import SEARCH_FOLDER
@@ -120,6 +120,7 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
         result["utilisation"] = run_utilisation(model, outcome)
         result["efficiency"]["model_flops_utilisation"] = result["utilisation"]["utilisation"]
         result.update(retention.measure(inputs, model))  # forgetting and the alpha curve (issue 15)
+        result["retention"] = benchmarks_eval.measure(inputs, model)
         results.write_json(run_dir / "history.json", outcome.history)
         result["seconds"] = run_seconds(started, evaluated)
         finish(run_dir, result, evaluation)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from peftbench.lr_search import SUMMARY_FILE
+from peftbench.report.benchmarks import task_names, unmeasured_retention
 from peftbench.report.collect import (
     data_warnings,
     find_reference,
@@ -59,6 +60,10 @@ def _figures(groups, primary: str, search: dict | None) -> dict[str, bytes | Non
         "Learning-rate search (validation split)": plots.lr_search(search) if search else None,
         f"{primary} against forgetting on general text": stability.tradeoff_plot(groups, primary),
         "Stability–plasticity curves (θ0 + α(θ − θ0), validation split)": stability.curves_plot(groups),
+        **{
+            f"{primary} against {task} retention (lm-eval)": stability.tradeoff_plot(groups, primary, task)
+            for task in task_names(groups)
+        },
     }
 
 
@@ -96,6 +101,7 @@ def build(root: Path, reference: str = "full") -> Report:
             *curve_warnings(groups),
             *unmeasured_forgetting(groups),
             *provenance_warnings(groups),
+            *unmeasured_retention(groups),
         ],
         figures=figures,
         samples=merge_samples([g.runs[0] for g in groups], 3),

@@ -6,8 +6,10 @@ The front is computed here rather than in the browser: Vega-Lite has no transfor
 against every other one, and with a dozen metrics and a few rows every pair costs nothing in Python."""
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
+from peftbench.report.benchmarks import first_scored, metric_of, task_names
 from peftbench.report.collect import RunGroup, higher_is_better
 from peftbench.stats import summarize
 
@@ -84,6 +86,18 @@ def _forgetting_source(groups: list[RunGroup]) -> Source:
     return Source(Metric("forgetting", label, higher_is_better(metric)), ("forgetting", "value"))
 
 
+def _retention_sources(groups: list[RunGroup]) -> list[Source]:
+    """Each lm-eval task's change after − before (docs/retention.md); higher is better for a task whose
+    metric is (accuracy), lower for one like perplexity."""
+    sources = []
+    for task in task_names(groups):
+        higher = first_scored(groups, task).get("higher_is_better", True)
+        label = f"retention: {task} {metric_of(groups, task)} after − before"
+        key = "retention_" + re.sub(r"\W", "_", task)
+        sources.append(Source(Metric(key, label, higher), ("retention", "tasks", task, "change")))
+    return sources
+
+
 def plotted(metric: Metric, value: float | None) -> float | None:
     if value is None:
         return None
@@ -125,7 +139,8 @@ def _mark_fronts(means: list[dict], metrics: list[Metric]) -> None:
 
 def explore_data(groups: list[RunGroup], headline: list[str]) -> dict:
     """{"metrics": [Metric as dict], "points": [...]}: only metrics that at least two rows recorded."""
-    sources = [*_quality_sources(groups, headline), _forgetting_source(groups), *COSTS]
+    sources = [*_quality_sources(groups, headline), _forgetting_source(groups), *_retention_sources(groups)]
+    sources += COSTS
     seeds, means = [], []
     for group in groups:
         per_seed = [{s.metric.key: _lookup(run, s) for s in sources} for run in group.runs]

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from peftbench.report import benchmarks  # noqa: E402
 from peftbench.report.collect import RunGroup, higher_is_better  # noqa: E402
 from peftbench.report.plots import pareto_plot, png  # noqa: E402
 from peftbench.stats import summarize  # noqa: E402
@@ -15,14 +16,22 @@ GAIN_KEPT = 0.9  # the trade-off: least forgetting among the alphas keeping >= 9
 UNIT = "nats/token"
 
 
-def tradeoff_plot(groups: list[RunGroup], metric: str) -> bytes | None:
-    """Test metric against forgetting, one point per method (means over seeds), with the Pareto frontier."""
+def tradeoff_plot(groups: list[RunGroup], metric: str, task: str | None = None) -> bytes | None:
+    """Test metric against what was lost, one point per method (means over seeds), with the Pareto
+    frontier. The axis to choose: forgetting on general text (task None) or an lm-eval task's score
+    lost (before − after; the retention axis)."""
     rows = []
     for group in groups:
         quality = summarize(group.values(metric))["mean"]
-        lost = summarize([(r.get("forgetting") or {}).get("value") for r in group.runs])["mean"]
+        if task is None:
+            lost = summarize([(r.get("forgetting") or {}).get("value") for r in group.runs])["mean"]
+        else:
+            lost = summarize([benchmarks.lost(r, task) for r in group.runs])["mean"]
         if quality is not None and lost is not None:
             rows.append((group.name, lost, quality))
+    if task is not None:
+        label = f"{task} {benchmarks.metric_of(groups, task)} lost (before − after)"
+        return pareto_plot(groups, rows, metric, label)
     return pareto_plot(groups, rows, metric, f"forgetting on general text ({UNIT}, after − before)")
 
 

@@ -1,6 +1,7 @@
 """One row per run group: quality over seeds, paired tests against the reference and the strongest
 baseline, and cost. The report, summary.csv and `peftbench compare` all print these rows."""
 
+from peftbench.report.benchmarks import retention_summary
 from peftbench.report.collect import (
     RunGroup,
     higher_is_better,
@@ -170,6 +171,7 @@ def summary_rows(
         row["baseline_value"] = _mean(baseline.values(learning)) if baseline else None
         row.update(_cost(group, same_reference))
         row.update(forgetting_summary(group))
+        row.update(retention_summary(group))
         rows.append(row)
     return rows
 

@@ -3,6 +3,8 @@ cost table (instead of one wide one), short headers explained in a legend, signi
 
 from dataclasses import dataclass, field
 
+from peftbench.report.benchmarks import LEGEND as RETENTION_LEGEND
+from peftbench.report.benchmarks import retention_text
 from peftbench.report.collect import higher_is_better
 from peftbench.report.summary import format_value
 from peftbench.report.verdict import learned, p_text
@@ -103,12 +105,14 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
     primary = metrics[0]
     intervals = any(r.get(f"{primary}_ci95_low") is not None for r in rows)  # none with one seed
     forgetting = any(r.get("forgetting") is not None for r in rows)
+    retention = any(r.get("retention") for r in rows)
     header = ["run", "n", *[short(m) for m in metrics], *(["95% CI"] if intervals else [])]
     header += [
         *[f"Δ{short(m)}" for m in metrics],
         "vs ref",
         "vs base",
         *(["forgetting"] if forgetting else []),
+        *(["retention"] if retention else []),
     ]
     body = []
     for row in rows:
@@ -122,6 +126,7 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
                 _mark(row, "baseline", primary) if row["kind"] == "method" else ("–", "a baseline"),
             ]
             + ([(forgetting_text(row), "")] if forgetting else [])
+            + ([(retention_text(row), "")] if retention else [])
         )
     names = ", ".join(f"{short(m)} = {m}" for m in metrics if short(m) != m)
     legend = (
@@ -130,7 +135,9 @@ def quality_table(rows: list[dict], metrics: list[str], reference: str | None) -
         + f"Δ: mean − mean of the reference ({reference}) at the same data fraction. "
         f"vs ref / vs base: paired test on the same test examples of {primary} against the reference / "
         f"of {_baseline_metric(rows, primary)} against the strongest baseline: {MARKS}; hover a mark for "
-        "its p-value." + (_forgetting_legend(rows) if forgetting else "")
+        "its p-value."
+        + (_forgetting_legend(rows) if forgetting else "")
+        + (RETENTION_LEGEND if retention else "")
     )
     notes = [
         n
