@@ -50,30 +50,27 @@ def kjv_verses(path: Path) -> Path:
     return path
 
 
-def cases(out: Path) -> dict[str, dict]:
-    minilm_lora = {"method": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]}
-    classification_training = {
-        "epochs": 0.1,
-        "batch_size": 8,
-        "head_learning_rate": 3.0e-3,
-        "warmup_ratio": 0.1,
-    }
+SEARCH = {"learning_rates": RATES, "epochs": 1, "metric": "loss"}
+
+
+def minilm_case(name: str, data: dict) -> dict:
+    """MiniLM with LoRA q,v on 256 training rows of 64 tokens: the classification demo's settings."""
     return {
-        "demo-class": {
-            "name": "lrs-demo-class",
-            "model": "minilm",
-            "data": {
-                "dataset": "drugscom",
-                "label_column": "condition",
-                "keep_rows": {"condition": ["Birth Control", "Depression", "Pain", "Acne"]},
-                "max_length": 64,
-                "max_train_samples": 256,
-                "max_eval_samples": 128,
-            },
-            "training": classification_training,
-            "methods": [minilm_lora],
-            "lr_search": {"learning_rates": RATES, "epochs": 1, "metric": "loss"},
-        },
+        "name": name,
+        "model": "minilm",
+        "data": {**data, "max_length": 64, "max_train_samples": 256, "max_eval_samples": 128},
+        "training": {"epochs": 0.1, "batch_size": 8, "head_learning_rate": 3.0e-3, "warmup_ratio": 0.1},
+        "methods": [{"method": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]}],
+        "lr_search": SEARCH,
+    }
+
+
+def cases(out: Path) -> dict[str, dict]:
+    conditions = {"condition": ["Birth Control", "Depression", "Pain", "Acne"]}
+    return {
+        "demo-class": minilm_case(
+            "lrs-demo-class", {"dataset": "drugscom", "label_column": "condition", "keep_rows": conditions}
+        ),
         "demo-gen": {
             "name": "lrs-demo-gen",
             "task": "generation",
@@ -92,21 +89,9 @@ def cases(out: Path) -> dict[str, dict]:
             "training": {"epochs": 0.1, "batch_size": 4, "eval_batch_size": 16, "warmup_ratio": 0.1},
             "generation": {"max_new_tokens": 8, "batch_size": 16},
             "methods": [{"method": "lora", "r": 8, "alpha": 16, "target_modules": "all-linear"}],
-            "lr_search": {"learning_rates": RATES, "epochs": 1, "metric": "loss"},
+            "lr_search": SEARCH,
         },
-        "kjv": {
-            "name": "lrs-kjv-books",
-            "model": "minilm",
-            "data": {
-                "dataset": str(kjv_verses(out / "kjv_books.jsonl")),
-                "max_length": 64,
-                "max_train_samples": 256,
-                "max_eval_samples": 128,
-            },
-            "training": classification_training,
-            "methods": [minilm_lora],
-            "lr_search": {"learning_rates": RATES, "epochs": 1, "metric": "loss"},
-        },
+        "kjv": minilm_case("lrs-kjv-books", {"dataset": str(kjv_verses(out / "kjv_books.jsonl"))}),
     }
 
 

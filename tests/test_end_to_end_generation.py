@@ -34,17 +34,15 @@ def _experiment(tmp_path, model, data, task, methods, **data_options):
     }
 
 
-def test_generation_run_writes_scores_and_samples(tmp_path, tiny_llama_lm, data_to_text_csv):
+def _full_and_lora_data_to_text(tmp_path, model, csv) -> dict:
     methods = [{"method": "full"}, {"method": "lora", "r": 2, "target_modules": "all-linear"}]
-    experiment = _experiment(
-        tmp_path,
-        tiny_llama_lm,
-        data_to_text_csv,
-        "generation",
-        methods,
-        prompt_template="{mr} :",
-        target_column="ref",
+    return _experiment(
+        tmp_path, model, csv, "generation", methods, prompt_template="{mr} :", target_column="ref"
     )
+
+
+def test_generation_run_writes_scores_and_samples(tmp_path, tiny_llama_lm, data_to_text_csv):
+    experiment = _full_and_lora_data_to_text(tmp_path, tiny_llama_lm, data_to_text_csv)
     found = _run(tmp_path, experiment)
     assert set(found) == {"baseline-untrained", "full", "lora"}  # no majority baseline for generation
     for run, result in found.items():
@@ -130,16 +128,7 @@ def test_causal_lm_on_a_model_without_pad_token(tmp_path, tiny_gpt2, data_to_tex
 
 
 def test_the_lora_papers_e2e_settings_run_and_report_its_columns(tmp_path, tiny_llama_lm, data_to_text_csv):
-    methods = [{"method": "full"}, {"method": "lora", "r": 2, "target_modules": "all-linear"}]
-    experiment = _experiment(
-        tmp_path,
-        tiny_llama_lm,
-        data_to_text_csv,
-        "generation",
-        methods,
-        prompt_template="{mr} :",
-        target_column="ref",
-    )
+    experiment = _full_and_lora_data_to_text(tmp_path, tiny_llama_lm, data_to_text_csv)
     experiment["training"].update(epochs=1, label_smoothing=0.1)
     columns = ["bleu", "nist", "meteor", "rougeL", "cider", "perplexity"]
     paper = {"num_beams": 3, "length_penalty": 0.8, "no_repeat_ngram_size": 4, "report_metrics": columns}

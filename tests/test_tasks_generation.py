@@ -309,20 +309,25 @@ def test_pairs_mask_the_prompt_and_cut_it_from_the_left_keeping_bos(encoder_deco
         assert counts["truncated_prompts"] == 1
 
 
-def test_reference_groups_keep_every_reference_of_a_prompt_in_order(tiny_llama_lm, tmp_path):
-    from peftbench.tasks.generation import Generation
-
+def _mr_to_ref(model, tmp_path):
+    """A generation config from `mr` to `ref`, and an encoder with 8 positions, 4 of them for the target."""
     config = build_config(
         {
             "name": "g",
             "task": "generation",
-            "model": str(tiny_llama_lm),
+            "model": str(model),
             "data": {"dataset": "x.csv", "prompt_template": "{mr}", "target_column": "ref"},
             "methods": [{"method": "full"}],
             "output_dir": str(tmp_path),
         }
     )
-    encoder = Encoder(_Tokens(), chat=False, encoder_decoder=False, context=8, max_target=4)
+    return config, Encoder(_Tokens(), chat=False, encoder_decoder=False, context=8, max_target=4)
+
+
+def test_reference_groups_keep_every_reference_of_a_prompt_in_order(tiny_llama_lm, tmp_path):
+    from peftbench.tasks.generation import Generation
+
+    config, encoder = _mr_to_ref(tiny_llama_lm, tmp_path)
     groups = Generation._reference_groups(
         ["p1", "p2", "p1"], [[1, 11], [1, 12], [1, 11]], ["a", "b", "c"], encoder, 8, config
     )
@@ -338,17 +343,7 @@ def test_eight_reference_rows_of_a_prompt_score_as_one_nist_and_cider_segment(ti
     from peftbench.tasks.generation import Generation
     from peftbench.text_metrics import e2e_tokens, text_metrics
 
-    config = build_config(
-        {
-            "name": "g",
-            "task": "generation",
-            "model": str(tiny_llama_lm),
-            "data": {"dataset": "x.csv", "prompt_template": "{mr}", "target_column": "ref"},
-            "methods": [{"method": "full"}],
-            "output_dir": str(tmp_path),
-        }
-    )
-    encoder = Encoder(_Tokens(), chat=False, encoder_decoder=False, context=8, max_target=4)
+    config, encoder = _mr_to_ref(tiny_llama_lm, tmp_path)
     first = [f"The pub {w} is near the {v} river." for w, v in zip(WORDS[:8], WORDS[4:12], strict=True)]
     others = {"p2": ["A cheap cafe.", "The cafe is cheap."], "p3": ["The river pub is near the cafe."]}
     rows = [("p1", r) for r in first[:5]] + [("p2", r) for r in others["p2"]] + [("p1", r) for r in first[5:]]
