@@ -92,5 +92,6 @@ def test_two_process_ddp_reproduces_the_single_process_run(tmp_path, tiny_bert, 
         "full",
         "prepare.log",
         "retention-cache",
+        "time_split.json",
     ]
     assert sorted(left) == expected
