@@ -148,9 +148,9 @@ def test_a_key_holding_a_secret_is_stored_redacted_and_still_hits(tmp_path, monk
     monkeypatch.setenv("HF_TOKEN", secret)
     inputs, calls = SimpleNamespace(directory=tmp_path), []
     key = {"model": {"revision": secret}}
-    assert retention._cached(inputs, "alpha0", key, lambda: calls.append(1) or 0.5) == (0.5, "miss")
-    assert retention._cached(inputs, "alpha0", key, lambda: calls.append(1) or 0.7) == (0.5, "hit")
+    assert retention.cached(inputs, "alpha0", key, lambda: calls.append(1) or 0.5) == (0.5, "miss")
+    assert retention.cached(inputs, "alpha0", key, lambda: calls.append(1) or 0.7) == (0.5, "hit")
     other = {"model": {"revision": secret + "2"}}  # redacted alike, but another file
-    assert retention._cached(inputs, "alpha0", other, lambda: 0.9) == (0.9, "miss")
+    assert retention.cached(inputs, "alpha0", other, lambda: 0.9) == (0.9, "miss")
     written = "".join(p.read_text() for p in (tmp_path / retention.CACHE_FOLDER).iterdir())
     assert secret not in written and len(calls) == 1

@@ -17,7 +17,7 @@ from torch import nn
 
 from peftbench.errors import PeftbenchError, first_line
 from peftbench.forgetting import is_language_model
-from peftbench.retention import _cached
+from peftbench.retention import cached
 from peftbench.retention_config import RetentionConfig, require_lm_eval
 from peftbench.run_inputs import RunInputs, model_identity
 from peftbench.stats import paired_bootstrap
@@ -199,7 +199,7 @@ def not_measured(inputs: RunInputs, model: nn.Module) -> str | None:
 
 def _task_result(inputs: RunInputs, model: nn.Module, task: str) -> dict:
     config = inputs.config.retention
-    before, cache = _cached(
+    before, cache = cached(
         inputs,
         "lm-eval-before",
         before_key(inputs, task),

@@ -1,4 +1,4 @@
-"""The config sections of issue 15: forgetting on general text and the stability-plasticity curve
+"""The config sections of forgetting on general text and the stability-plasticity curve
 (docs/forgetting.md). Their own module so config.py stays the size of one screenful of sections."""
 
 from typing import Annotated, Any

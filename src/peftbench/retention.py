@@ -1,4 +1,4 @@
-"""Per run: forgetting on general text and the stability-plasticity curve (issue 15), for result.json.
+"""Per run: forgetting on general text and the stability-plasticity curve, for result.json.
 
 The base model's loss ("before") and the alpha-0 point are measured once per experiment and kept in the
 experiment folder under a hash of what they depend on, so runs in other processes reuse them; the probe
@@ -48,7 +48,7 @@ def _digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _cached(inputs: RunInputs, kind: str, key: dict, compute) -> tuple[object, str]:
+def cached(inputs: RunInputs, kind: str, key: dict, compute) -> tuple[object, str]:
     """The value stored for `key` in the experiment folder ("hit"), or computed now and stored ("miss").
     One file per key, written atomically: parallel runs never lose each other's entries. The file name
     hashes the whole key; the key inside is stored as written, secret values redacted."""
@@ -109,7 +109,7 @@ def _before(inputs: RunInputs, probe: Probe) -> tuple[float, str]:
     """The untouched base model's loss, read from the experiment folder when another run measured it."""
     key = _text_key(inputs) | {"kind": probe.text.kind, "tokens": probe.text.tokens}
     base = inputs.base_model if probe.head_model is None else probe.head_model
-    return _cached(inputs, "forgetting-before", key, lambda: forgetting.loss_per_token(base, probe.text))
+    return cached(inputs, "forgetting-before", key, lambda: forgetting.loss_per_token(base, probe.text))
 
 
 def probe_for(inputs: RunInputs) -> tuple[Probe, str | None]:
@@ -202,7 +202,7 @@ def _points(
     points, cache = [], None
     for alpha in inputs.config.interpolation.alphas:
         if alpha == 0:
-            point, cache = _cached(inputs, "alpha0", _alpha0_key(inputs, metric), score_base)
+            point, cache = cached(inputs, "alpha0", _alpha0_key(inputs, metric), score_base)
             points.append(point | {"alpha": alpha})
             continue
         model = moving.set_alpha(alpha)

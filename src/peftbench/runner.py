@@ -119,7 +119,7 @@ def run_method(inputs: RunInputs, entry: MethodConfig) -> Path:
         result["timing"] = outcome.timing
         result["utilisation"] = run_utilisation(model, outcome)
         result["efficiency"]["model_flops_utilisation"] = result["utilisation"]["utilisation"]
-        result.update(retention.measure(inputs, model))  # forgetting and the alpha curve (issue 15)
+        result.update(retention.measure(inputs, model))  # forgetting and the alpha curve
         result["retention"] = benchmarks_eval.measure(inputs, model)
         results.write_json(run_dir / "history.json", outcome.history)
         result["seconds"] = run_seconds(started, evaluated)

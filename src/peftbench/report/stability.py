@@ -1,4 +1,4 @@
-"""The stability-plasticity curves in the report (issue 15): test metric against forgetting with its Pareto
+"""The stability-plasticity curves in the report: test metric against forgetting with its Pareto
 frontier, each method's curve from the base (alpha 0) to the tuned model (alpha 1), and the best alpha per
 method under a stated trade-off. The forgetting column and verdict clause are in tables.py and verdict.py."""
 
