@@ -1,5 +1,6 @@
-"""Run an experiment grid: preflight once, then every spec in its own process (or inline), skipping
-runs whose folder already holds a complete result for the same config hash."""
+"""Run an experiment grid: preflight once, then every spec in its own process (forked from a warm
+server, or started fresh) or inline, skipping runs whose folder already holds a complete result for the
+same config hash."""
 
 import tempfile
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from rich.console import Console
 
-from peftbench import lr_search, results, run_folder
+from peftbench import lr_search, results, run_folder, warm_worker
 from peftbench.baselines import baseline_names
 from peftbench.config import ExperimentConfig
 from peftbench.display import GridDisplay
@@ -32,6 +33,8 @@ def _run_in_subprocess(spec: RunSpec, directory: Path, guard: SignalGuard, log: 
     spec_file = directory / ".specs" / f"{spec.name}.json"
     results.write_atomic(spec_file, spec_to_json(spec))
     try:
+        if warm_worker.usable(spec.config):
+            return warm_worker.run(spec_file, log, guard)
         return guard.run(launch_command(spec, spec_file), log)
     finally:
         spec_file.unlink(missing_ok=True)  # the worker has read it; nothing of the config stays behind
@@ -244,6 +247,8 @@ def run_grid(
 def _run_grid(config: ExperimentConfig, loop: _GridLoop) -> list[str]:
     directory = loop.directory
     with nullcontext() if loop.verbose else output_to(directory / PREPARE_LOG):  # loading: bars, warnings
+        if not loop.inline and loop.ray is None and warm_worker.usable(config):
+            warm_worker.start_server()  # its imports overlap with loading the model here
         inputs = prepare_inputs(config.model_copy(update={"methods": expand_methods(config.methods)}))
         preflight(inputs)
     results.redact_file(directory / PREPARE_LOG)

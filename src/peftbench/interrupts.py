@@ -7,8 +7,11 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+
+import psutil
 
 from peftbench.errors import PeftbenchError
 
@@ -33,7 +36,7 @@ class SignalGuard:
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self.child: subprocess.Popen | None = None
+        self.child_pid: int | None = None  # the worker running now, if any
         self._previous: dict = {}
 
     def __enter__(self) -> "SignalGuard":
@@ -48,10 +51,19 @@ class SignalGuard:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.received is None
         self.received = self.received or signum
-        if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(signum)
-        elif first:
+        if self.child_pid is not None and _signal_sent(self.child_pid, signum):
+            return
+        if first:
             raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def forwarding_to(self, pid: int) -> Iterator[None]:
+        """While the block runs, stop signals go to the worker process `pid`."""
+        self.child_pid = pid
+        try:
+            yield
+        finally:
+            self.child_pid = None
 
     def run(self, command: list[str], log: Path | None = None) -> int:
         """Run a worker in its own process group, so a terminal's Ctrl-C reaches it once (from here); its
@@ -62,13 +74,19 @@ class SignalGuard:
             if log is not None:
                 log.parent.mkdir(parents=True, exist_ok=True)
                 output = files.enter_context(open(log, "wb"))
-            self.child = subprocess.Popen(
+            child = subprocess.Popen(
                 command, env=environment, process_group=0, stdout=output, stderr=output and subprocess.STDOUT
             )
-            try:
-                return self.child.wait()
-            finally:
-                self.child = None
+            with self.forwarding_to(child.pid):
+                return child.wait()
+
+
+def _signal_sent(pid: int, signum: int) -> bool:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:  # it has exited (a zombie still takes the signal, harmlessly)
+        return False
+    return True
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -78,16 +96,16 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def _gone(grid: int, parent: int) -> bool:
-    """The grid process is gone, or this process was re-parented (its parent died, even as a zombie)."""
+    """The grid process is gone or a zombie, or this process was re-parented (its parent died). A forked
+    worker's parent is the fork server, which outlives the grid while its workers run."""
     if os.getppid() != parent:
         return True
     try:
-        os.kill(grid, 0)
-    except ProcessLookupError:
+        return psutil.Process(grid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return True
-    except OSError:
-        pass
-    return False
+    except psutil.Error:
+        return False
 
 
 def _watch_parent(grid: int, parent: int, every: float) -> None:
