@@ -50,8 +50,11 @@ def test_a_forked_worker_sees_the_environment_of_the_call_not_of_the_servers_sta
         assert warm_worker.run(spec_file, None, guard) == 70
 
 
-def test_only_a_single_local_process_is_forked(experiment):
+def test_only_a_single_local_process_is_forked(experiment, monkeypatch):
     config = build_config(experiment)
     assert warm_worker.usable(config)
+    monkeypatch.setenv(warm_worker.FRESH_ENV, "1")
+    assert not warm_worker.usable(config)
+    monkeypatch.delenv(warm_worker.FRESH_ENV)
     experiment["launcher"] = {"kind": "torchrun", "num_processes": 2}
     assert not warm_worker.usable(build_config(experiment))

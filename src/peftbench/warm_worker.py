@@ -12,21 +12,25 @@ import os
 import sys
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from peftbench.config import ExperimentConfig
 from peftbench.interrupts import PARENT_ENV, SignalGuard
 
+if TYPE_CHECKING:
+    from peftbench.config import ExperimentConfig
+
 PRELOAD = ["peftbench.worker"]
+FRESH_ENV = "PEFTBENCH_FRESH_WORKERS"  # "1": start every worker as a new interpreter (to compare, or debug)
 _context: ForkServerContext | None = None
 
 
-def usable(config: ExperimentConfig) -> bool:
+def usable(config: "ExperimentConfig") -> bool:
     """Whether this run's worker can be forked: one local process, no CUDA, a platform with fork."""
-    if config.launcher.kind != "local" or torch.cuda.is_available():
+    if config.launcher.kind != "local" or os.environ.get(FRESH_ENV) == "1":
         return False
-    return "forkserver" in multiprocessing.get_all_start_methods()
+    import torch  # here: the command line starts the server before it imports the rest
+
+    return not torch.cuda.is_available() and "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def _server() -> ForkServerContext:
@@ -38,7 +42,7 @@ def _server() -> ForkServerContext:
 
 
 def start_server() -> None:
-    """Start the server now, so its imports overlap with this process loading the model and data."""
+    """Start the server now, so its imports overlap with this process's own imports and loading."""
     from multiprocessing import forkserver
 
     _server()

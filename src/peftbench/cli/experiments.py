@@ -29,6 +29,10 @@ def _print_table(directory: Path) -> None:
 
 
 def _execute(config, force: bool = False, inline: bool = False, ray=None, verbose: bool = False) -> None:
+    from peftbench import warm_worker
+
+    if not inline and ray is None and warm_worker.usable(config):
+        warm_worker.start_server()  # its imports (~9 s) run beside this process's own
     from peftbench import wall_split
     from peftbench.compare import rich_samples, samples
     from peftbench.executor import run_grid
