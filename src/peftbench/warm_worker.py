@@ -19,7 +19,8 @@ from peftbench.interrupts import PARENT_ENV, SignalGuard
 if TYPE_CHECKING:
     from peftbench.config import ExperimentConfig
 
-PRELOAD = ["peftbench.worker"]
+PRELOAD = ["peftbench.worker", "peftbench.cli"]  # cli: a child re-runs the `peftbench` script's imports
+GPU_DEVICES = ("/dev/nvidia0", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
 FRESH_ENV = "PEFTBENCH_FRESH_WORKERS"  # "1": start every worker as a new interpreter (to compare, or debug)
 _context: ForkServerContext | None = None
 
@@ -47,6 +48,16 @@ def start_server() -> None:
 
     _server()
     forkserver.ensure_running()
+
+
+def start_early() -> None:
+    """Start the server before the config is read (its validation imports most of the stack), unless
+    this machine shows a GPU device or fresh workers were asked for. Whether each run is forked is still
+    `usable`'s decision; a server that goes unused exits with the grid process."""
+    if os.environ.get(FRESH_ENV) == "1" or any(os.path.exists(path) for path in GPU_DEVICES):
+        return
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        start_server()
 
 
 def _child(spec_file: str, log: str | None, environment: dict, cwd: str) -> None:

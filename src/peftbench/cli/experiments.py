@@ -1,4 +1,4 @@
-"""Commands that run and read experiments: run, train, compare, demo, report, methods, validate."""
+"""Commands that run and read experiments: run, train, compare, demo, report, validate."""
 
 from pathlib import Path
 from typing import Annotated
@@ -29,10 +29,6 @@ def _print_table(directory: Path) -> None:
 
 
 def _execute(config, force: bool = False, inline: bool = False, ray=None, verbose: bool = False) -> None:
-    from peftbench import warm_worker
-
-    if not inline and ray is None and warm_worker.usable(config):
-        warm_worker.start_server()  # its imports (~9 s) run beside this process's own
     from peftbench import wall_split
     from peftbench.compare import rich_samples, samples
     from peftbench.executor import run_grid
@@ -80,6 +76,10 @@ def run(
 
     Each run executes in its own process (or Ray task); complete runs with the same config are skipped.
     A terminal shows one live table of the runs; a pipe gets one line per run start and end."""
+    from peftbench import warm_worker
+
+    if executor == "local" and not inline:
+        warm_worker.start_early()  # its imports run beside this process's own (reading the config's)
     from peftbench.experiment import load_config
     from peftbench.launch import RayOptions
 
@@ -253,37 +253,6 @@ def report(
         fail(exc)
     for path in reporting.write(built, out or directory):
         console.print(f"wrote {path}")
-
-
-def _listing(title: str, records: list[dict], headers: dict[str, str]):
-    """A table of names and words (no numbers): each header and the record key it shows."""
-    from peftbench.tables import Column, FitTable
-
-    columns = [Column(header, [r[key] for r in records], name=True) for header, key in headers.items()]
-    return FitTable(columns, title=title)
-
-
-@app.command()
-def methods(json_out: JsonOption = None, csv_out: CsvOption = None) -> None:
-    """List the methods and tasks. A fresh classification head is trained by every method."""
-    from peftbench import capabilities as can
-    from peftbench.cli.output import write_figures
-    from peftbench.tasks import TASKS
-
-    try:
-        piped = to_stdout(json_out, csv_out)
-    except PeftbenchError as exc:
-        fail(exc)
-    tasks = [{"kind": "task", "name": name, "summary": TASKS.get(name).summary} for name in TASKS]
-    methods_ = can.method_records()
-    if not piped:
-        console.print(_listing("tasks", tasks, {"name": "name", "what": "summary"}))
-        title = "methods (classification: every method also trains the fresh head)"
-        shown = {"name": "name", "trains": "summary", "saved as": "saved_as"}
-        console.print(_listing(title, methods_, shown))
-        shown = {header: header for header in can.HEADERS}
-        console.print(_listing("what each method can do (docs/methods.md)", can.shown_rows(), shown))
-    write_figures(json_out, csv_out, {"tasks": tasks, "methods": methods_}, tasks + methods_)
 
 
 @app.command()
