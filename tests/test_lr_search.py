@@ -141,6 +141,20 @@ def test_the_pruner_keeps_exactly_the_best_of_a_synchronous_rung(count, lower, s
     assert kept == set(best)
 
 
+def test_a_rung_whose_values_all_tie_promotes_every_rate_as_optunas_pruner_decides():
+    """Nothing learned yet (a rung inside the warm-up did this): Optuna keeps all tied values, not a third."""
+    import optuna
+
+    study = optuna.create_study(
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    )
+    values = dict.fromkeys(range(6), 3.76)
+    trials = {rate: study.ask() for rate in values}
+    for rate, trial in trials.items():
+        trial.report(values[rate], 1)
+    assert not any(trials[rate].should_prune() for rate in arrival_order(values, 3, True))
+
+
 HALVING_RATES = [1e-6, 1e-5, 1e-4, 1e-2, 1.0, 3.0]  # 1e-2 learns; the others are too slow or diverge
 
 
