@@ -15,8 +15,9 @@ from peftbench.errors import PeftbenchError
 from peftbench.executor import run_grid
 from peftbench.experiment import build_config
 from peftbench.grid import SEARCH_FOLDER
-from peftbench.halving import arrival_order
+from peftbench.halving import arrival_order, pruner_for, rung_step
 from peftbench.report import build, write
+from peftbench.search_config import LrSearchConfig
 
 
 @pytest.fixture
@@ -140,6 +141,20 @@ def test_the_pruner_keeps_exactly_the_best_of_a_synchronous_rung(count, lower, s
     assert kept == set(best)
 
 
+def test_a_rung_whose_values_all_tie_promotes_every_rate_as_optunas_pruner_decides():
+    """Nothing learned yet (a rung inside the warm-up did this): Optuna keeps all tied values, not a third."""
+    import optuna
+
+    study = optuna.create_study(
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    )
+    values = dict.fromkeys(range(6), 3.76)
+    trials = {rate: study.ask() for rate in values}
+    for rate, trial in trials.items():
+        trial.report(values[rate], 1)
+    assert not any(trials[rate].should_prune() for rate in arrival_order(values, 3, True))
+
+
 HALVING_RATES = [1e-6, 1e-5, 1e-4, 1e-2, 1.0, 3.0]  # 1e-2 learns; the others are too slow or diverge
 
 
@@ -238,3 +253,79 @@ def test_a_halving_lora_survivor_is_its_exhaustive_run(experiment, seeded_bert, 
     assert [r["step"] for r in halving["rungs"]] == [3, 9, 27]
     assert halving["history"][-1] == exhaustive["history"][-1]
     assert halving["validation"] == exhaustive["validation"]
+
+
+def _completed_rungs(study) -> int:
+    return sum(key.startswith("completed_rung_") for key in study.trials[-1].system_attrs)
+
+
+@pytest.mark.parametrize(
+    ("max_steps", "warmup"), [(16, 0), (16, 2), (22, 3), (27, 3), (108, 0), (9, 3), (100, 40), (5, 0), (4, 3)]
+)
+@pytest.mark.parametrize(("eta", "rungs"), [(3, 3), (2, 4), (3, 2), (4, 3)])
+def test_rungs_pause_after_the_warm_up_at_the_steps_optunas_pruner_judges(max_steps, warmup, eta, rungs):
+    """Each pause is past the warm-up, is where the run pauses (rung_step, as PauseAt computes it), and is
+    the first step at which Optuna's pruner, built as the search builds it, judges that rung."""
+    import optuna
+
+    search = LrSearchConfig(reduction_factor=eta, rungs=rungs)
+    steps = lr_search.rung_steps(search, max_steps, warmup)
+    pauses = steps[:-1]
+    assert steps[-1] == max_steps and len(steps) <= rungs and pauses == sorted(set(pauses))
+    assert all(warmup < step < max_steps for step in pauses)
+    for k in range(rungs - 1):
+        expected = pauses[k] if k < len(pauses) else max_steps  # no room: the run's end
+        assert rung_step(max_steps, warmup, lr_search.rung_pause(search, k)) == expected
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=pruner_for(search, max_steps, warmup))
+    for k, step in enumerate(pauses):
+        for reported, judged in ((step - 1, k), (step, k + 1)):  # a lone trial is promoted at every rung
+            trial = study.ask()
+            trial.report(0.0, reported)
+            assert not trial.should_prune() and _completed_rungs(study) == judged
+            study.tell(trial, 0.0)
+
+
+def test_a_run_too_short_for_every_rung_after_its_warm_up_has_fewer_and_says_so(searched, tmp_path):
+    searched["lr_search"]["learning_rates"] = [1e-4, 1e-2]
+    config = build_config(searched)
+    for rate, loss in ((1e-4, 0.7), (1e-2, 0.4)):
+        _fake_trial(tmp_path, "full", rate, {"loss": loss})
+        record = tmp_path / SEARCH_FOLDER / f"full-lr{rate:g}" / lr_search.SEARCH_FILE
+        record.write_text(json.dumps({**json.loads(record.read_text()), "max_steps": 9, "warmup_steps": 3}))
+    summary = lr_search.pick_rates(tmp_path, config)
+    assert summary["methods"]["full"]["rung_steps"] == [4, 9]  # 9 // 9 = 1 is in the warm-up; 4 * 3 > 9
+    lines = lr_search.describe(summary)
+    assert (
+        "full: rungs at steps 4, 9 (only 2 of the 3 rungs configured fit in 9 steps once the first is "
+        in ("\n".join(lines))
+    )
+
+
+@pytest.mark.slow
+def test_a_halving_search_with_warm_up_pauses_after_it(experiment, seeded_bert, tmp_path):
+    """Warm-up 0.1 of 27 steps is 3 (math.ceil(2.7), as the Trainer rounds it): without it the rungs would
+    be at 27 // 9 = 3 (the warm-up's last step) and 9; with it, at 4 and 12, the pruner's own steps."""
+    reviews = tmp_path / "more-reviews.csv"
+    write_reviews(reviews, count=240)
+    experiment = {
+        **experiment,
+        "baselines": False,
+        "methods": [{"method": "full"}],
+        "model": str(seeded_bert),
+    }
+    experiment["data"] = {**experiment["data"], "dataset": str(reviews)}
+    experiment["training"] = {**experiment["training"], "warmup_ratio": 0.1}
+    experiment["lr_search"] = {"learning_rates": [1e-6, 1e-2], "epochs": 9, "max_train_samples": 24}
+    directory, failed = run_grid(build_config(experiment), inline=True, console=Console(quiet=True))
+    assert failed == []
+    summary = json.loads((directory / lr_search.SUMMARY_FILE).read_text())
+    found = summary["methods"]["full"]
+    assert found["warmup_steps"] == 3 and found["rung_steps"] == [4, 12, 27]
+    survivor = json.loads((directory / SEARCH_FOLDER / "full-lr0.01" / lr_search.SEARCH_FILE).read_text())
+    assert survivor["warmup_steps"] == 3
+    assert [(r["step"], r["resumed_from"]) for r in survivor["rungs"]] == [(4, 0), (12, 4), (27, 12)]
+    pruned = next(t for t in found["trials"] if t["learning_rate"] == 1e-6)
+    assert pruned["status"] == "pruned" and pruned["pruned_at_step"] == 4 and pruned["steps_trained"] == 4
+    markdown = write(build(directory), tmp_path / "report")[0].read_text()
+    assert "rates were scored after steps 4, 12 and 27 (the end) of their run" in markdown

@@ -55,16 +55,27 @@ def drop_checkpoints(output_dir: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def pause_step(max_steps: int, warmup_steps: int, num: int, den: int) -> int:
+    """The step PauseAt(num, den) stops a run of max_steps steps at: num times the first rung's step, which
+    is max_steps // den, or the first step after the warm-up when that is later. Inside a linear warm-up
+    every candidate rate is scaled down alike (to 0 at the first step), so their validation scores there
+    tie or differ by noise and say nothing about the rate. With num = eta^k and den = eta^(rungs-1) these
+    are exactly the rung steps of Optuna's SuccessiveHalvingPruner(min_resource=pause_step(.., 1, den))."""
+    return num * max(max_steps // den, warmup_steps + 1)
+
+
 class PauseAt(TrainerCallback):
-    """Stops training after max_steps * num // den optimizer steps (at least one) with a checkpoint there,
-    to be resumed later: a rung of the halving learning-rate search. The learning-rate schedule is the full
-    run's, so the resumed run goes on exactly as if it had never stopped."""
+    """Stops training at pause_step(...) (with the Trainer's warm-up steps for this run) with a checkpoint
+    there, to be resumed later: a rung of the halving learning-rate search. A step at or past the run's end
+    does not pause it. The learning-rate schedule is the full run's, so the resumed run goes on exactly as if
+    it had never stopped."""
 
     def __init__(self, num: int, den: int) -> None:
         self.num, self.den, self.step, self.paused = num, den, None, False
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.step = max(1, state.max_steps * self.num // self.den)
+        warmup = args.get_warmup_steps(state.max_steps)
+        self.step = pause_step(state.max_steps, warmup, self.num, self.den)
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step < state.max_steps:

@@ -31,8 +31,8 @@ class RunSpec:
     kind: Literal["method", "baselines", "search"]
     suffix: str  # "@seed1", "@frac0.5@seed1" or "" for a single seed and fraction
     config: ExperimentConfig  # methods holds exactly one entry
-    # search runs of a halving search: stop after max_steps * num // den steps with a checkpoint, to go on
-    # from there later (the run's schedule stays the full run's); not part of the config hash
+    # search runs of a halving search: stop at checkpoints.pause_step(max_steps, warmup, num, den) with a
+    # checkpoint, to go on from there later (the run's schedule stays the full run's); not in the config hash
     pause_at: tuple[int, int] | None = None
 
     @property

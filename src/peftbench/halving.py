@@ -6,8 +6,13 @@ synchronous: every surviving rate's run trains to the rung's step (its own proce
 there with a checkpoint (status 'paused') and is scored on the validation split; the next rung resumes it
 from that checkpoint. The learning-rate schedule is always the full search run's (`lr_search.epochs`) and
 the resume is exact (docs/errors.md), so a rate that reaches the last rung is exactly its exhaustive run,
-and nothing is trained twice. Rung k stops after R * eta^k // eta^(rungs-1) steps (R: the run's steps,
-eta: reduction_factor), which are the pruner's own rung steps (min_resource = R // eta^(rungs-1)).
+and nothing is trained twice. Rung k stops after m * eta^k steps, m = max(R // eta^(rungs-1), W + 1) (R:
+the run's steps, W: its warm-up steps as the Trainer resolves them, eta: reduction_factor): no rung falls
+inside the warm-up, where every rate's learning rate is scaled towards 0 alike and the scores tie. These
+are exactly the pruner's own rung steps (min_resource = m): it judges a value reported at step s at every
+rung k with m * eta^k <= s, so an earlier pause would never be judged and a later one judged twice. A rung
+at or past the run's end is the end: a run too short for every rung after its warm-up has fewer
+(lr_search.rung_steps, reported in lr_search.json and the search's summary lines).
 
 Why the order of should_prune(): Optuna's pruner is asynchronous (ASHA). It compares a trial with the
 trials that asked before it at the same rung, and promotes the first to ask against no competition. In a
@@ -27,8 +32,9 @@ from pathlib import Path
 from peftbench import checkpoints, results
 from peftbench.config import ExperimentConfig
 from peftbench.grid import SEARCH_FOLDER, RunSpec, expand_methods
-from peftbench.lr_search import SEARCH_FILE, candidate, search_spec
+from peftbench.lr_search import SEARCH_FILE, candidate, rung_pause, search_spec
 from peftbench.run_folder import read_run
+from peftbench.search_config import LrSearchConfig
 
 RunSpecs = Callable[[list[RunSpec], str], object]  # runs specs (the grid loop), failures read from folders
 
@@ -45,9 +51,20 @@ def arrival_order(values: dict[float, float], reduction_factor: int, lower_is_be
     return ranked[:keep][::-1] + ranked[keep:]
 
 
-def rung_step(max_steps: int, pause: tuple[int, int] | None) -> int:
-    """The step a rung stops at: as checkpoints.PauseAt computes it in the run, the run's end for the last."""
-    return max(1, max_steps * pause[0] // pause[1]) if pause else max_steps
+def rung_step(max_steps: int, warmup_steps: int, pause: tuple[int, int] | None) -> int:
+    """The step a rung stops at: as checkpoints.PauseAt computes it in the run; the run's end for the last
+    rung and for one that would reach it."""
+    return min(checkpoints.pause_step(max_steps, warmup_steps, *pause), max_steps) if pause else max_steps
+
+
+def pruner_for(search: LrSearchConfig, max_steps: int, warmup_steps: int):
+    """Optuna's SuccessiveHalvingPruner whose rung steps are where the runs pause (see the module's doc)."""
+    import optuna
+
+    first = checkpoints.pause_step(max_steps, warmup_steps, *rung_pause(search, 0))
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=first, reduction_factor=search.reduction_factor
+    )
 
 
 def _at_rung(folder: Path, spec: RunSpec, metric: str) -> tuple[int, float] | None:
@@ -59,7 +76,7 @@ def _at_rung(folder: Path, spec: RunSpec, metric: str) -> tuple[int, float] | No
     record = results.read_json(folder / SEARCH_FILE) or {}
     if "max_steps" not in record:
         return None
-    step = rung_step(record["max_steps"], spec.pause_at)
+    step = rung_step(record["max_steps"], record.get("warmup_steps") or 0, spec.pause_at)
     found = [r for r in record.get("rungs", []) if r["step"] == step]
     if not found:
         return None
@@ -78,17 +95,16 @@ class _MethodSearch:
         self.alive = list(search.learning_rates)
         self.trials: dict[float, object] = {}
         self.pruned: dict[float, dict] = {}
-        self.study = None
+        self.study, self.max_steps, self.warmup_steps, self.finished = None, 0, 0, False
 
     def folder(self, directory: Path, rate: float) -> Path:
         return directory / SEARCH_FOLDER / candidate(self.entry, rate, self.search.epochs).run_name
 
-    def _start(self, steps: int) -> None:
+    def _start(self, record: dict) -> None:
+        """The study, once the first rung's runs recorded their steps and warm-up."""
         optuna, search = self.optuna, self.search
-        pruner = optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=max(1, steps // search.reduction_factor ** (search.rungs - 1)),
-            reduction_factor=search.reduction_factor,
-        )
+        self.max_steps, self.warmup_steps = record["max_steps"], record.get("warmup_steps") or 0
+        pruner = pruner_for(search, self.max_steps, self.warmup_steps)
         direction = "minimize" if search.lower_is_better else "maximize"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(direction=direction, pruner=pruner)
@@ -111,14 +127,15 @@ class _MethodSearch:
             if not started:
                 self.alive = []
                 return
-            self._start(results.read_json(self.folder(directory, started[0]) / SEARCH_FILE)["max_steps"])
+            self._start(results.read_json(self.folder(directory, started[0]) / SEARCH_FILE))
         for rate in [r for r in self.alive if reached[r] is None]:  # failed: no value to compare
             self.study.tell(self.trials[rate], state=TrialState.FAIL)
             self.alive.remove(rate)
         for rate in self.alive:
             step, value = reached[rate]
             self.trials[rate].report(value, step)
-        if specs[0].pause_at is None:
+        if rung_step(self.max_steps, self.warmup_steps, specs[0].pause_at) == self.max_steps:
+            self.finished = True
             for rate in self.alive:
                 value = reached[rate][1]
                 if math.isfinite(value):
@@ -142,9 +159,12 @@ def run_halving(config: ExperimentConfig, directory: Path, run_specs: RunSpecs) 
     search = config.lr_search
     methods = [_MethodSearch(config, entry) for entry in expand_methods(config.methods)]
     for k in range(search.rungs):
-        last = k == search.rungs - 1
-        pause = None if last else (search.reduction_factor**k, search.reduction_factor ** (search.rungs - 1))
-        rung = [(method, method.specs(config, pause)) for method in methods if method.alive]
+        pause = rung_pause(search, k)
+        rung = [
+            (method, method.specs(config, pause))
+            for method in methods
+            if method.alive and not method.finished
+        ]
         todo = [
             spec
             for method, specs in rung

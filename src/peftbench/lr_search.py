@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from peftbench import results
+from peftbench.checkpoints import pause_step
 from peftbench.config import ExperimentConfig, MethodConfig
 from peftbench.grid import SEARCH_FOLDER, RunSpec, expand_methods
 from peftbench.run_folder import read_run
@@ -53,6 +54,20 @@ def search_spec(
     return RunSpec("search", "", _search_base(config).model_copy(update={"methods": [single]}), pause_at)
 
 
+def rung_pause(search: LrSearchConfig, k: int) -> tuple[int, int] | None:
+    """Rung k's pause of a halving search (checkpoints.pause_step's num and den); None: the run's end."""
+    if k == search.rungs - 1:
+        return None
+    return search.reduction_factor**k, search.reduction_factor ** (search.rungs - 1)
+
+
+def rung_steps(search: LrSearchConfig, max_steps: int, warmup_steps: int) -> list[int]:
+    """The steps a halving search scores a run of max_steps at: its pauses before the end, then the end.
+    Fewer than `rungs` when the warm-up pushes the later pauses to the end or past it."""
+    pauses = [pause_step(max_steps, warmup_steps, *rung_pause(search, k)) for k in range(search.rungs - 1)]
+    return [step for step in pauses if step < max_steps] + [max_steps]
+
+
 def search_specs(config: ExperimentConfig) -> list[RunSpec]:
     """The exhaustive search: one full search run per method and candidate rate."""
     return [
@@ -64,9 +79,9 @@ def search_specs(config: ExperimentConfig) -> list[RunSpec]:
 
 def _trial(folder: Path, rate: float, metric: str, pruned: dict | None = None) -> dict:
     """One search run's outcome; a failed, missing, diverged or pruned run has no value and cannot be
-    chosen. steps_trained and max_steps are as the run recorded them (None for a run that recorded none)."""
+    chosen. steps_trained, max_steps and warmup_steps are as the run recorded them (None when it did not)."""
     record = results.read_json(folder / SEARCH_FILE) or {}
-    steps = {"steps_trained": record.get("steps_trained"), "max_steps": record.get("max_steps")}
+    steps = {key: record.get(key) for key in ("steps_trained", "max_steps", "warmup_steps")}
     if pruned is not None:
         return {"learning_rate": rate, "value": None, "status": "pruned", **pruned, **steps}
     run = read_run(folder, SEARCH_FILE)
@@ -93,6 +108,15 @@ def _steps(trials: list[dict]) -> dict:
         "spent": sum(t.get("steps_trained") or 0 for t in trials),
         "exhaustive": full * len(trials) if full else None,
     }
+
+
+def _rungs(search: LrSearchConfig, trials: list[dict]) -> dict:
+    """A halving search's rungs for one method's runs, from their records: warm-up and rung steps."""
+    recorded = [t for t in trials if t.get("max_steps")]
+    if search.strategy != "halving" or not recorded:
+        return {}
+    warmup = recorded[0].get("warmup_steps") or 0
+    return {"warmup_steps": warmup, "rung_steps": rung_steps(search, recorded[0]["max_steps"], warmup)}
 
 
 def _strategy(search) -> dict:
@@ -137,6 +161,7 @@ def pick_rates(directory: Path, config: ExperimentConfig, pruned: dict[str, dict
             if scored
             else None,
             "steps": _steps(trials),
+            **_rungs(search, trials),
             "trials": trials,
         }
     counts = [found["steps"] for found in methods.values()]
@@ -197,15 +222,34 @@ def _outcome(trial: dict) -> str:
     return f"{trial['learning_rate']:g}→{trial['status']}"
 
 
+def _rung_lines(summary: dict) -> list[str]:
+    """Where a halving search scored each method's runs, and why there were fewer rungs than configured."""
+    lines = []
+    for name, found in summary["methods"].items():
+        if "rung_steps" not in found:
+            continue
+        steps, configured, warmup = found["rung_steps"], summary["halving"]["rungs"], found["warmup_steps"]
+        fewer = ""
+        if len(steps) < configured:
+            after = f" once the first is past the {warmup} warm-up steps" if warmup else ""
+            fewer = (
+                f" (only {len(steps)} of the {configured} rungs configured fit in {steps[-1]} steps{after})"
+            )
+        lines.append(f"{name}: rungs at steps {', '.join(map(str, steps))}{fewer}")
+    return lines
+
+
 def describe(summary: dict) -> list[str]:
-    """One line per method: the rates tried, the chosen one, and the validation score it won with; then
-    the steps the search trained against an exhaustive search's."""
+    """One line per method: the rates tried, the chosen one, and the validation score it won with; for
+    halving, the steps each method's runs were scored at; then the steps the search trained against an
+    exhaustive search's."""
     lines = []
     for name, found in summary["methods"].items():
         tried = ", ".join(_outcome(t) for t in found["trials"])
         chosen = found["chosen_learning_rate"]
         picked = f"lr {chosen:g}" if chosen else "no usable rate"
         lines.append(f"{name}: {picked} (validation {summary['metric']}: {tried})")
+    lines += _rung_lines(summary)
     steps = summary["steps"]
     if steps["exhaustive"]:
         share = steps["spent"] / steps["exhaustive"]

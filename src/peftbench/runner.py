@@ -169,6 +169,7 @@ def run_search(inputs: RunInputs, entry: MethodConfig, pause_at: tuple[int, int]
             "train_seconds": outcome.train_seconds,
             "global_step": state.global_step,
             "max_steps": state.max_steps,
+            "warmup_steps": outcome.trainer.args.get_warmup_steps(state.max_steps),  # where rungs may start
             "steps_trained": sum(r["step"] - r["resumed_from"] for r in rungs),  # by all its segments
             "rungs": rungs,
         }

@@ -29,7 +29,8 @@ class LrSearchConfig(Strict):
     rungs: int = Field(
         3,
         ge=2,
-        description="halving: points a run is scored at; the first after 1/reduction_factor^(rungs-1) of it",
+        description="halving: points a run is scored at; the first after 1/reduction_factor^(rungs-1) of it "
+        "or after the warm-up, whichever is later (fewer rungs when the rest would reach the run's end)",
     )
 
     @property

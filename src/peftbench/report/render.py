@@ -51,6 +51,18 @@ def search_table(summary: dict) -> Table:
     return Table(header, body, legend + _search_strategy(summary))
 
 
+def _rung_points(summary: dict) -> str:
+    """The steps the runs were scored at (the first past the warm-up), when every method's were the same;
+    else, and in summaries that predate them, the configured fractions of a run."""
+    plans = {tuple(found["rung_steps"]) for found in summary["methods"].values() if "rung_steps" in found}
+    if len(plans) == 1:
+        *pauses, end = plans.pop()
+        if not pauses:
+            return f"the end of their run only ({end} steps: too short for a rung past the warm-up)"
+        return f"steps {', '.join(map(str, pauses))} and {end} (the end) of their run"
+    return f"{', '.join(summary['halving']['rung_fractions'])} of their run"
+
+
 def _search_strategy(summary: dict) -> str:
     """How the search spent its steps: exhaustive, or successive halving (summaries before it: exhaustive)."""
     steps = summary.get("steps") or {}
@@ -65,7 +77,7 @@ def _search_strategy(summary: dict) -> str:
     halving = summary["halving"]
     return (
         f" Search: successive halving (Optuna's SuccessiveHalvingPruner): rates were scored after "
-        f"{', '.join(halving['rung_fractions'])} of their run, each rung keeping the best "
+        f"{_rung_points(summary)}, each rung keeping the best "
         f"1/{halving['reduction_factor']} (at least one); the others were pruned (their last score in "
         "lr_search.json), and the chosen rate's run is the full run." + spent
     )
