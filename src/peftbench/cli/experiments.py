@@ -78,7 +78,7 @@ def run(
     A terminal shows one live table of the runs; a pipe gets one line per run start and end."""
     from peftbench import warm_worker
 
-    if executor == "local" and not inline:
+    if executor == "local" and not inline and config.is_file():
         warm_worker.start_early()  # its imports run beside this process's own (reading the config's)
     from peftbench.experiment import load_config
     from peftbench.launch import RayOptions
