@@ -246,4 +246,4 @@ def test_checkpoint_every_turns_on_step_checkpoints(experiment):
     experiment["training"]["checkpoint_every"] = 7
     config = build_config(experiment).training
     arguments = _arguments(config, Path("out"), 0, evaluate=False, loss_only=False)
-    assert (arguments.save_strategy, arguments.save_steps, arguments.save_total_limit) == ("steps", 7, 1)
+    assert (arguments.save_strategy, arguments.save_steps, arguments.save_total_limit) == ("steps", 7, None)

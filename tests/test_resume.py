@@ -133,24 +133,34 @@ def test_a_run_stopped_and_resumed_equals_an_uninterrupted_one(
     assert resumed["efficiency"]["train_seconds"] == steps
 
 
-def test_a_stop_while_a_checkpoint_is_written_leaves_one_never_resumed_from(experiment, injected, tmp_path):
+def test_a_stop_while_a_checkpoint_is_written_resumes_from_the_one_before(experiment, injected, tmp_path):
     experiment = _experiment(experiment, FULL, checkpoint_every=2, logging_steps=2)
-    injected.append(StopAt(4, while_saving=True))  # checkpoint-2 already rotated away, checkpoint-4 cut short
+    injected.append(StopAt(4, while_saving=True))  # checkpoint-4 saved, its clock not yet written
     _run(experiment, tmp_path / "stopped", tmp_path)
     trainer = tmp_path / "stopped" / "tiny" / "full" / "trainer"
-    assert [folder.name for folder in trainer.glob("checkpoint-*")] == ["checkpoint-4"]
-    assert not (trainer / "checkpoint-4" / checkpoints.CLOCK_FILE).exists()
-    assert checkpoints.last_checkpoint(trainer) is None
-    assert not list(trainer.glob("checkpoint-*"))
+    # The cut-short checkpoint goes at the stop; the complete one before it is still there to resume from.
+    assert [folder.name for folder in trainer.glob("checkpoint-*")] == ["checkpoint-2"]
+    assert (trainer / "checkpoint-2" / checkpoints.CLOCK_FILE).is_file()
     injected.clear()
     assert _run(experiment, tmp_path / "stopped", tmp_path).exit_code == 0
     assert _run(experiment, tmp_path / "fresh", tmp_path).exit_code == 0
     (redone, _), (uninterrupted, _) = (
         _result(tmp_path / folder / "tiny" / "full") for folder in ("stopped", "fresh")
     )
-    assert redone["resumed_from"] is None
+    assert redone["resumed_from"]["checkpoint"] == "checkpoint-2"
     assert redone["logged_steps"] == uninterrupted["logged_steps"]
     assert redone["efficiency"]["train_seconds"] == uninterrupted["efficiency"]["train_seconds"] == 15
+
+
+def test_only_the_newest_complete_checkpoint_and_the_best_are_kept(tmp_path):
+    for step, complete in ((2, True), (4, True), (6, True), (8, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / checkpoints.CLOCK_FILE).write_text("{}")
+    checkpoints.keep_last(tmp_path, best=str(tmp_path / "checkpoint-2"))
+    assert sorted(folder.name for folder in tmp_path.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-6"]
+    checkpoints.keep_last(tmp_path)
+    assert [folder.name for folder in tmp_path.glob("checkpoint-*")] == ["checkpoint-6"]
 
 
 def test_group_by_length_draws_each_epochs_order_from_the_seed_and_the_epoch(

@@ -1,5 +1,6 @@
 """Resume inside a run: the Trainer saves a checkpoint every `training.checkpoint_every` steps (only the
-last is kept); an interrupted run continues from it with the Trainer's own resume_from_checkpoint.
+last complete one is kept, see keep_last); an interrupted run continues from it with the Trainer's own
+resume_from_checkpoint.
 
 Resuming is exact on a CPU: the Trainer restores the weights, optimizer, scheduler and RNG states
 (python, numpy, torch) and skips the batches of the epoch already trained (its sampler is seeded by
@@ -14,11 +15,12 @@ Timing: train_seconds = the training seconds up to the checkpoint (recorded in i
 included) + the training seconds of the resumed segment. The work done after the checkpoint and lost with
 the stop is not counted; it is redone in the resumed segment and counted there, once."""
 
+import contextlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -42,6 +44,27 @@ def last_checkpoint(output_dir: Path) -> Path | None:
             shutil.rmtree(folder, ignore_errors=True)
     complete = [folder for folder in found if (folder / CLOCK_FILE).is_file()]
     return complete[-1] if complete else None
+
+
+def keep_last(output_dir: Path, best: str | None = None) -> None:
+    """Leaves only the newest complete checkpoint (and `best`, which load_best_model_at_end reloads).
+    Called once a new checkpoint is complete, never before: the Trainer's own save_total_limit deletes the
+    previous checkpoint before this one is complete, and a stop in between left none to resume from."""
+    newest = last_checkpoint(output_dir)
+    kept = {newest.name if newest else None, Path(best).name if best else None}
+    for folder in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if newest else ():
+        if folder.name not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def kept_on_stop(output_dir: Path, trainer) -> Iterator[None]:
+    """A stop (KeyboardInterrupt) during training leaves only the checkpoint the run will resume from."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        keep_last(output_dir, trainer.state.best_model_checkpoint)
+        raise
 
 
 def saved_state(checkpoint: Path | None) -> dict:
@@ -170,6 +193,7 @@ class ResumeState(TrainerCallback):
             }
             (folder / f"{CLOCK_FILE}.tmp").write_text(json.dumps(saved))
             os.replace(folder / f"{CLOCK_FILE}.tmp", folder / CLOCK_FILE)
+            keep_last(Path(args.output_dir), state.best_model_checkpoint)
 
 
 class SaveEveryMinutes(TrainerCallback):

@@ -123,7 +123,7 @@ def _arguments(
         eval_strategy="epoch" if evaluate else "no",
         save_strategy=_save_strategy(config),
         save_steps=config.checkpoint_every or 500,
-        save_total_limit=1,
+        save_total_limit=None,  # checkpoints.keep_last, once the new one is complete
         load_best_model_at_end=bool(config.early_stopping_patience),
         metric_for_best_model="eval_loss",
         logging_strategy="steps",
@@ -267,7 +267,7 @@ def train(
         trainer.add_callback(
             RunConfigCallback(run_config, config.report_to, trainer.callback_handler.callbacks)
         )
-    with PeakMemory() as memory:
+    with PeakMemory() as memory, checkpoints.kept_on_stop(output_dir, trainer):
         trainer.add_callback(MemoryPhases(memory))
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=resume.path)
