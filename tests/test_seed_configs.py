@@ -11,14 +11,14 @@ import yaml
 from peft import PeftModel
 from transformers import AutoConfig
 
-from peftbench import models
-from peftbench.config import MethodConfig
+from peftbench.config.config import MethodConfig
 from peftbench.efficiency.estimate import meta_model
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config, read_yaml
-from peftbench.grid import expand_methods
-from peftbench.measure import count_parameters
+from peftbench.grid.grid import expand_methods
+from peftbench.inputs.experiment import build_config, read_yaml
+from peftbench.measure.measure import count_parameters
 from peftbench.methods import prepare_model
+from peftbench.models import models
 from peftbench.tasks import TASKS, method_context
 
 ROOT = Path(__file__).parents[1]
