@@ -1,4 +1,4 @@
-"""Forgetting on general text and the alpha curve, on tiny random models (issue 15)."""
+"""Forgetting on general text and the alpha curve, on tiny random models."""
 
 import copy
 import json

@@ -1,4 +1,4 @@
-"""Catalogue of issue 14: each bad name, corrupted file, override or number ends in one error line."""
+"""A catalogue of failures: each bad name, corrupted file, override or number ends in one error line."""
 
 import errno
 import os

@@ -39,8 +39,8 @@ PUBLISHED = {
 }
 # (config, run) -> adapter parameters alone (the LoRA matrices, no head).
 ADAPTERS = {
-    ("seed001-imdb-llama-3.2-1b", "lora-r16"): 11_272_192,  # issue 16: Llama-3.2-1B, r 16 on 7 projections
-    ("seed000-e2e-gpt2", "lora"): 147_456,  # issue 16: GPT-2, r 4 on c_attn (the LoRA paper's setting)
+    ("seed001-imdb-llama-3.2-1b", "lora-r16"): 11_272_192,  # Llama-3.2-1B, r 16 on 7 projections
+    ("seed000-e2e-gpt2", "lora"): 147_456,  # GPT-2, r 4 on c_attn (the LoRA paper's setting)
 }
 # (config, run) -> (low, high): a rounded figure the seed printed; the exact count must round to it.
 ROUNDED = {

@@ -1,5 +1,5 @@
 """The data section of an experiment config: where the rows come from, which are kept, and how they are
-split and cut. Its own module so config.py stays the size of one screenful of sections."""
+split and cut. config.py assembles it with the other sections."""
 
 from pydantic import Field
 

@@ -1,5 +1,5 @@
 """The config sections of forgetting on general text and the stability-plasticity curve
-(docs/forgetting.md). Their own module so config.py stays the size of one screenful of sections."""
+(docs/forgetting.md). config.py assembles them with the other sections."""
 
 from typing import Annotated, Any
 

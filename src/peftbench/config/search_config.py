@@ -1,4 +1,4 @@
-"""The `lr_search` section (docs/grids.md). Its own module so config.py stays within its 300 lines."""
+"""The `lr_search` section (docs/grids.md). config.py assembles it with the other sections."""
 
 from typing import Annotated, Literal
 
