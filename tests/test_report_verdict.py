@@ -272,7 +272,7 @@ def test_report_modules_import_on_their_own():
     import subprocess
     import sys
 
-    for module in ("report.render", "report.tables", "report.verdict", "compare", "report"):
+    for module in ("report.render", "report.tables", "report.verdict", "report.compare", "report"):
         done = subprocess.run([sys.executable, "-c", f"import peftbench.{module}"], capture_output=True)
         assert done.returncode == 0, done.stderr.decode()[-500:]
 
