@@ -18,8 +18,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-from peftbench import models
-from peftbench.config import DataConfig
+from peftbench.config.config import DataConfig
+from peftbench.models import models
 from peftbench.tasks.classification import load_labelled, tokenize
 
 

@@ -15,10 +15,10 @@ import time
 from rich.console import Console
 
 from peftbench import report
-from peftbench.config import apply_overrides
-from peftbench.demo import QUICK, demo_path
-from peftbench.executor import run_grid
-from peftbench.experiment import build_config, read_yaml
+from peftbench.config.config import apply_overrides
+from peftbench.execution.demo import QUICK, demo_path
+from peftbench.execution.executor import run_grid
+from peftbench.inputs.experiment import build_config, read_yaml
 
 
 def _cpu() -> float:

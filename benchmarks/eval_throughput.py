@@ -1,5 +1,5 @@
 """Target-loss evaluation speed and logit memory: the model's own loss (full-vocabulary logits for the
-whole batch, the way evaluation worked before `peftbench.chunked_loss`) against peftbench's chunked
+whole batch, the way evaluation worked before `peftbench.training.chunked_loss`) against peftbench's chunked
 target loss, on the same batches of SmolLM2-135M (or any causal LM peftbench loads).
 
 Each batch is `--batch` rows of `--length` tokens of drug reviews; the first half of each row is prompt
@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from peftbench import models
-from peftbench.chunked_loss import CHUNK_ROWS, IGNORE, target_loss_sum
-from peftbench.data import load_drugscom
-from peftbench.training import autocast
+from peftbench.data.data import load_drugscom
+from peftbench.models import models
+from peftbench.training.chunked_loss import CHUNK_ROWS, IGNORE, target_loss_sum
+from peftbench.training.training import autocast
 
 
 def batches(tokenizer, count: int, size: int, length: int) -> list[dict]:

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from peftbench import retention
-from peftbench.demo import DEMOS, demo_config
-from peftbench.grid import expand_methods
+from peftbench.execution.demo import DEMOS, demo_config
+from peftbench.forgetting import retention
+from peftbench.grid.grid import expand_methods
+from peftbench.inputs.run_inputs import method_context_for, prepare_inputs
 from peftbench.methods import prepare_model
-from peftbench.run_inputs import method_context_for, prepare_inputs
-from peftbench.training import make_trainer
+from peftbench.training.training import make_trainer
 
 
 def nudged(inputs, entry):

@@ -24,8 +24,8 @@ BATCH, LENGTH, REVIEWS = 16, 128, 540
 def padding() -> None:
     from transformers import AutoTokenizer
 
-    from peftbench import models
-    from peftbench.data import load_drugscom
+    from peftbench.data.data import load_drugscom
+    from peftbench.models import models
 
     tokenizer = AutoTokenizer.from_pretrained(models.densify(models.resolve("minilm")).path)
     texts = list(load_drugscom()["train"]["text"])[:REVIEWS]
@@ -45,9 +45,9 @@ def padding() -> None:
 def step(method: str, variant: str) -> None:
     from step_profile import METHODS, TARGETS, load
 
-    from peftbench import models
-    from peftbench.config import MethodConfig
+    from peftbench.config.config import MethodConfig
     from peftbench.methods import prepare_model
+    from peftbench.models import models
     from peftbench.tasks import method_context
 
     if variant in ("eager", "sdpa"):

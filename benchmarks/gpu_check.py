@@ -29,7 +29,7 @@ def cuda() -> int:
 def peak(out: Path) -> int:
     import torch
 
-    from peftbench.hardware import matmul_peak
+    from peftbench.measure.hardware import matmul_peak
 
     found = matmul_peak(torch.device("cuda"), "bf16")
     (out / "peak_bf16.json").write_text(json.dumps(found, indent=2))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check, on one CUDA GPU in under 8 minutes (the steps' time limits add up to 7.5):
-#   1. the GPU's bf16 matrix-product peak, measured (peftbench.hardware, 8192x8192 products);
+#   1. the GPU's bf16 matrix-product peak, measured (peftbench.measure.hardware, 8192x8192 products);
 #   2. `peftbench inspect` estimates, then full and LoRA runs, then QLoRA (a real bitsandbytes 4-bit base),
 #      on SmolLM2-135M from its package (benchmarks/gpu_check.yaml): CUDA peak memory against the estimate,
 #      bf16 training tokens/s and model-FLOPs utilisation against the measured peak;

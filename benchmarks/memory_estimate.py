@@ -27,10 +27,10 @@ def one(method: str, checkpointing: bool, optim: str) -> dict:
     import torch
     from transformers import LlamaConfig, Trainer, TrainingArguments
 
-    from peftbench.config import MethodConfig
+    from peftbench.config.config import MethodConfig
     from peftbench.efficiency.estimate import estimate_memory
     from peftbench.efficiency.memory_options import MemoryOptions
-    from peftbench.measure import PeakMemory
+    from peftbench.measure.measure import PeakMemory
     from peftbench.methods import prepare_model
     from peftbench.tasks import TASKS, method_context
 

@@ -22,10 +22,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers import Trainer, TrainingArguments
 
-from peftbench import models
-from peftbench.config import MethodConfig
-from peftbench.hardware import matmul_peak, training_flops_per_token
+from peftbench.config.config import MethodConfig
+from peftbench.measure.hardware import matmul_peak, training_flops_per_token
 from peftbench.methods import prepare_model
+from peftbench.models import models
 from peftbench.tasks import TASKS, method_context
 
 TARGETS = {  # q/v projections by model family

@@ -28,11 +28,11 @@ from rich.console import Console
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-from peftbench import models
-from peftbench.executor import run_grid
-from peftbench.experiment import build_config
+from peftbench.execution.executor import run_grid
+from peftbench.inputs.experiment import build_config
+from peftbench.measure.timing import EpochTimer
+from peftbench.models import models
 from peftbench.tasks.classification import load_labelled
-from peftbench.timing import EpochTimer
 
 MAX_LENGTH = 128
 # One adapter config per benchmarked method, given to peftbench as options and to the plain script as

@@ -6,11 +6,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 case "${1:?usage: scripts/mutation.sh MODULE | SOURCE.py TEST.py...}" in
-  stats) source=src/peftbench/stats.py tests=(tests/test_stats.py) ;;
-  measure) source=src/peftbench/measure.py tests=(tests/test_measure.py) ;;
-  text_metrics) source=src/peftbench/text_metrics.py tests=(tests/test_text_metrics.py) ;;
-  data) source=src/peftbench/data.py tests=(tests/test_data.py tests/test_data_faults.py) ;;
-  splits) source=src/peftbench/splits.py tests=(tests/test_data.py tests/test_data_faults.py) ;;
+  stats) source=src/peftbench/metrics/stats.py tests=(tests/test_stats.py) ;;
+  measure) source=src/peftbench/measure/measure.py tests=(tests/test_measure.py) ;;
+  text_metrics) source=src/peftbench/metrics/text_metrics.py tests=(tests/test_text_metrics.py) ;;
+  data) source=src/peftbench/data/data.py tests=(tests/test_data.py tests/test_data_faults.py) ;;
+  splits) source=src/peftbench/data/splits.py tests=(tests/test_data.py tests/test_data_faults.py) ;;
   generation) source=src/peftbench/tasks/generation.py tests=(tests/test_tasks_generation.py) ;;
   *.py) source=$1 tests=("${@:2}") ;;
   *) echo "unknown module '$1': use stats, measure, text_metrics, data, splits, generation or SOURCE.py TEST.py" >&2; exit 2 ;;

@@ -15,14 +15,14 @@ from pathlib import Path
 import yaml
 from transformers import AutoConfig
 
-from peftbench import models
-from peftbench.config import MethodConfig, QuantizationConfig
+from peftbench.config.config import MethodConfig, QuantizationConfig
 from peftbench.efficiency.estimate import inspect_method, meta_model
 from peftbench.efficiency.memory_options import MemoryOptions
 from peftbench.efficiency.probe import probe_method
-from peftbench.experiment import load_config
-from peftbench.grid import expand_methods
+from peftbench.grid.grid import expand_methods
+from peftbench.inputs.experiment import load_config
 from peftbench.methods import METHODS
+from peftbench.models import models
 from peftbench.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]

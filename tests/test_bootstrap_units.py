@@ -8,8 +8,8 @@ import pytest
 from conftest import WORDS
 from transformers import AutoConfig
 
-from peftbench import models
-from peftbench.experiment import build_config
+from peftbench.inputs.experiment import build_config
+from peftbench.models import models
 from peftbench.report.collect import RunGroup, paired_test
 from peftbench.tasks import TASKS
 from peftbench.tasks.language import TARGET_LOSSES_FILE, UNIT

@@ -16,11 +16,12 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from peftbench import capabilities, quantization
-from peftbench.config import MethodConfig, QuantizationConfig
+from peftbench.cli import capabilities
+from peftbench.config.config import MethodConfig, QuantizationConfig
 from peftbench.efficiency import bench
 from peftbench.errors import PeftbenchError
 from peftbench.methods import METHODS, check_quantized_base, prepare_model
+from peftbench.models import quantization
 from peftbench.tasks import TASKS, method_context
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "methods.md"
@@ -216,7 +217,7 @@ def test_the_methods_page_shows_the_derived_table():
     assert shown, "docs/methods.md lost its <!-- capabilities --> markers"
     assert shown.group(1) == capabilities.markdown(), (
         "docs/methods.md is out of date; paste the output of: PYTHONPATH=src python -c "
-        "'from peftbench.capabilities import markdown; print(markdown(), end=\"\")'"
+        "'from peftbench.cli.capabilities import markdown; print(markdown(), end=\"\")'"
     )
 
 

@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import apply_overrides
+from peftbench.config.config import apply_overrides
 from peftbench.errors import PeftbenchError
 
 runner = CliRunner()

@@ -5,11 +5,11 @@ import yaml
 from datasets import Dataset, DatasetDict
 from typer.testing import CliRunner
 
-from peftbench import data
 from peftbench.cli import app
-from peftbench.config import apply_overrides
+from peftbench.config.config import apply_overrides
+from peftbench.data import data
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config, load_config
+from peftbench.inputs.experiment import build_config, load_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml")) + sorted(
     (Path(__file__).parents[1] / "src" / "peftbench" / "demos").glob("*.yaml")

@@ -8,10 +8,10 @@ import pytest
 from conftest import write_data_to_text, write_reviews
 from datasets import Dataset, DatasetDict
 
-from peftbench.config import DataConfig
-from peftbench.data import load_splits
+from peftbench.config.config import DataConfig
+from peftbench.data.data import load_splits
+from peftbench.data.splits import GROUP, make_splits, share, share_warning, shrink
 from peftbench.errors import PeftbenchError
-from peftbench.splits import GROUP, make_splits, share, share_warning, shrink
 from peftbench.tasks.classification import load_labelled
 
 
@@ -91,7 +91,7 @@ def test_builtin_drugscom_is_real_and_offline():
 
 def test_drugscom_train_test_duplicate_is_counted():
     """Counted independently: the shipped test reviews whose exact text is also a shipped train review."""
-    from peftbench.data import load_drugscom
+    from peftbench.data.data import load_drugscom
 
     raw = load_drugscom()
     expected = sum(text in set(raw["train"]["text"]) for text in raw["test"]["text"])
@@ -241,7 +241,7 @@ def test_sst2_example_validates_on_a_carve_of_train_not_on_its_test_set():
 
 
 def test_a_group_is_stratified_by_its_most_frequent_label():
-    from peftbench.splits import _group_labels
+    from peftbench.data.splits import _group_labels
 
     labels = _group_labels(["x", "x", "x", "y", "z", "z"], ["a", "b", "b", 1, "c", "c"])
     assert labels == {"x": "b", "y": "1", "z": "c"}

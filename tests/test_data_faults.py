@@ -5,7 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import DataConfig
+from peftbench.config.config import DataConfig
 from peftbench.errors import PeftbenchError
 from peftbench.tasks.classification import load_labelled
 

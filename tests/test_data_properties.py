@@ -8,7 +8,7 @@ import io
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from peftbench.config import DataConfig
+from peftbench.config.config import DataConfig
 from peftbench.errors import PeftbenchError
 from peftbench.tasks.classification import load_labelled
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from peftbench import datacache, models
-from peftbench.experiment import build_config
+from peftbench.inputs import datacache
+from peftbench.inputs.experiment import build_config
+from peftbench.models import models
 from peftbench.tasks import TASKS
 
 

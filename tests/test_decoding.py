@@ -3,8 +3,8 @@
 import pytest
 from transformers import AutoModelForCausalLM
 
-from peftbench import models
-from peftbench.config import GenerationConfig
+from peftbench.config.config import GenerationConfig
+from peftbench.models import models
 from peftbench.tasks.decoding import decode_options, generate
 
 PAPER = {"num_beams": 10, "length_penalty": 0.8, "no_repeat_ngram_size": 4}  # the LoRA paper's E2E decoding

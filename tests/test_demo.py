@@ -1,6 +1,6 @@
 import pytest
 
-from peftbench.demo import DEMOS, QUICK, demo_config
+from peftbench.execution.demo import DEMOS, QUICK, demo_config
 from peftbench.tasks.classification import load_labelled
 
 

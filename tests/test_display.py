@@ -17,10 +17,10 @@ from transformers.utils import logging as hf_logging
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.display import GridDisplay, key_metric
-from peftbench.executor import run_grid
-from peftbench.experiment import build_config
-from peftbench.progress import LOG_FILE, PROGRESS_FILE, ProgressFile, read_progress
+from peftbench.execution.display import GridDisplay, key_metric
+from peftbench.execution.executor import run_grid
+from peftbench.inputs.experiment import build_config
+from peftbench.results.progress import LOG_FILE, PROGRESS_FILE, ProgressFile, read_progress
 
 runner = CliRunner()
 ESCAPE = "\x1b["
@@ -166,7 +166,7 @@ def test_key_metric_is_the_tasks_learning_metric_on_the_test_split():
 
 
 def test_a_ray_task_relays_each_change_of_its_progress_to_the_driver(tmp_path, monkeypatch):
-    from peftbench import ray_executor
+    from peftbench.execution import ray_executor
 
     monkeypatch.setattr(ray_executor, "RELAY_SECONDS", 0)
     (tmp_path / "a").mkdir()
@@ -189,7 +189,7 @@ def test_a_ray_task_relays_each_change_of_its_progress_to_the_driver(tmp_path, m
 
 
 def test_output_to_leaves_every_logging_handler_writing_where_it_can(tmp_path):
-    from peftbench.run_log import output_to
+    from peftbench.results.run_log import output_to
 
     closed = open(tmp_path / "gone.txt", "w")  # noqa: SIM115
     stale = logging.StreamHandler(closed)  # bound to a stream that is gone, like a test runner's capture

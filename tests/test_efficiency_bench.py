@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from peftbench.cli import app
 from peftbench.efficiency.bench import generate_workload
-from peftbench.experiment import build_config
-from peftbench.run_inputs import prepare_inputs
+from peftbench.inputs.experiment import build_config
+from peftbench.inputs.run_inputs import prepare_inputs
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
@@ -82,7 +82,7 @@ def test_an_adapter_around_berts_pooler_merges(tiny_bert, tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from peftbench.config import MethodConfig
+    from peftbench.config.config import MethodConfig
     from peftbench.efficiency.bench import merge_check, variants
     from peftbench.methods import prepare_model
     from peftbench.tasks import TASKS, method_context

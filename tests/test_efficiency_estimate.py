@@ -12,11 +12,11 @@ from transformers import BertConfig, BertForSequenceClassification
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import MethodConfig
+from peftbench.config.config import MethodConfig
 from peftbench.efficiency.estimate import estimate_memory, inspect_method, meta_model, saved_activation_bytes
-from peftbench.measure import count_parameters
+from peftbench.measure.measure import count_parameters
 from peftbench.methods import prepare_model
-from peftbench.models import ModelSource
+from peftbench.models.models import ModelSource
 from peftbench.tasks import TASKS, method_context
 
 runner = CliRunner()

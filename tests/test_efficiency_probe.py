@@ -7,10 +7,10 @@ import torch
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import MethodConfig
+from peftbench.config.config import MethodConfig
 from peftbench.efficiency import probe
 from peftbench.efficiency.estimate import meta_model
-from peftbench.models import ModelSource
+from peftbench.models.models import ModelSource
 from peftbench.tasks import TASKS
 
 runner = CliRunner()

@@ -75,7 +75,7 @@ def test_bad_target_modules_fail_before_any_run(tmp_path, experiment):
 
 
 def test_failed_run_is_marked_and_others_continue(tmp_path, experiment, monkeypatch):
-    from peftbench import runner as runner_module
+    from peftbench.run import runner as runner_module
 
     original = runner_module.train
 

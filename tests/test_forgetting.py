@@ -1,4 +1,4 @@
-"""Forgetting on general text and the alpha curve, on tiny random models (issue 15)."""
+"""Forgetting on general text and the alpha curve, on tiny random models."""
 
 import copy
 import json
@@ -8,14 +8,14 @@ import torch
 from conftest import WORDS
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from peftbench import forgetting, retention
-from peftbench.config import MethodConfig
-from peftbench.experiment import build_config
-from peftbench.forgetting_config import ForgettingConfig
-from peftbench.interpolation import PROMPT_REASON, Interpolator, plain_tuned
+from peftbench.config.config import MethodConfig
+from peftbench.config.forgetting_config import ForgettingConfig
+from peftbench.forgetting import forgetting, retention
+from peftbench.forgetting.interpolation import PROMPT_REASON, Interpolator, plain_tuned
+from peftbench.inputs.experiment import build_config
+from peftbench.inputs.run_inputs import prepare_inputs
 from peftbench.methods import prepare_model
-from peftbench.run_inputs import prepare_inputs
-from peftbench.runner import run_method
+from peftbench.run.runner import run_method
 from peftbench.tasks import TASKS, method_context
 
 GENERAL = " ".join(WORDS * 3)
@@ -113,7 +113,7 @@ def test_masked_lm_loss_on_an_encoder_with_its_head(tmp_path, general_text):
 
 
 def retention_source(path):
-    from peftbench.models import ModelSource
+    from peftbench.models.models import ModelSource
 
     return ModelSource(str(path))
 

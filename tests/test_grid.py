@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from peftbench.cli import app
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
-from peftbench.grid import cell_of, expand
-from peftbench.worker import CRASH_ENV
+from peftbench.grid.grid import cell_of, expand
+from peftbench.inputs.experiment import build_config
+from peftbench.run.worker import CRASH_ENV
 
 runner = CliRunner()
 
@@ -100,8 +100,8 @@ def test_the_worker_gives_a_run_the_grid_processes_hash_when_the_config_holds_a_
     experiment, monkeypatch
 ):
     """The spec file a worker reads has secret environment values redacted; its hash must not change."""
-    from peftbench.results import redact_text
-    from peftbench.worker import spec_from_json, spec_to_json
+    from peftbench.results.results import redact_text
+    from peftbench.run.worker import spec_from_json, spec_to_json
 
     secret = "hf_secretsecretsecret"
     monkeypatch.setenv("HF_TOKEN", secret)

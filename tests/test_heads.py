@@ -16,8 +16,8 @@ from transformers import (
     RobertaConfig,
 )
 
-from peftbench.config import MethodConfig
-from peftbench.measure import count_parameters
+from peftbench.config.config import MethodConfig
+from peftbench.measure.measure import count_parameters
 from peftbench.methods import prepare_model
 from peftbench.tasks import TASKS, method_context
 

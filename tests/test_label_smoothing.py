@@ -6,10 +6,10 @@ from peft import PromptTuningConfig, TaskType, get_peft_model
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 from transformers.trainer_pt_utils import LabelSmoother
 
-from peftbench import training
-from peftbench.config import TrainingConfig
-from peftbench.label_smoothing import IGNORE, smoothed_loss
+from peftbench.config.config import TrainingConfig
 from peftbench.tasks.language import MODEL_INPUTS
+from peftbench.training import training
+from peftbench.training.label_smoothing import IGNORE, smoothed_loss
 
 
 def _batch(vocab: int, seed: int = 0) -> dict:

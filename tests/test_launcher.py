@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from peftbench.cli import app
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
-from peftbench.grid import expand
-from peftbench.launch import launch_command
+from peftbench.execution.launch import launch_command
+from peftbench.grid.grid import expand
+from peftbench.inputs.experiment import build_config
 
 runner = CliRunner()
 
@@ -27,7 +27,7 @@ def _spec(experiment, **launcher):
 def test_launch_commands(experiment):
     spec_file = Path("spec.json")
     local = launch_command(_spec(experiment), spec_file)
-    assert local[1:] == ["-m", "peftbench.worker", "spec.json"]
+    assert local[1:] == ["-m", "peftbench.run.worker", "spec.json"]
     torchrun = launch_command(_spec(experiment, kind="torchrun", num_processes=2), spec_file)
     assert torchrun[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     accelerate = launch_command(_spec(experiment, kind="accelerate", num_processes=4), spec_file)

@@ -16,15 +16,15 @@ from peft import LoraConfig, get_peft_model
 from scipy import stats as scipy_stats
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from peftbench import benchmarks_eval, retention
+from peftbench.config.retention_config import RetentionConfig
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
-from peftbench.grid import RunSpec
+from peftbench.forgetting import benchmarks_eval, retention
+from peftbench.grid.grid import RunSpec
+from peftbench.inputs.experiment import build_config
+from peftbench.inputs.run_inputs import prepare_inputs
 from peftbench.report.build import build
 from peftbench.report.tables import quality_table
-from peftbench.retention_config import RetentionConfig
-from peftbench.run_inputs import prepare_inputs
-from peftbench.worker import execute
+from peftbench.run.worker import execute
 
 ROOT = Path(__file__).parents[1]
 TASKS = "tests/data/retention"  # its data_files path is relative to the repository root
@@ -181,7 +181,7 @@ def test_the_change_interval_is_a_paired_bootstrap_over_items():
 def test_a_config_without_retention_keeps_its_run_hashes(experiment):
     import hashlib
 
-    from peftbench.grid import RESULT_SCHEMA_VERSION, redact_text
+    from peftbench.grid.grid import RESULT_SCHEMA_VERSION, redact_text
 
     config = build_config(experiment)
     identity = config.model_dump(mode="json", exclude={"output_dir"})

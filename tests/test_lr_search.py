@@ -10,14 +10,15 @@ from conftest import _save_tiny, write_reviews
 from rich.console import Console
 from transformers import BertConfig, BertForSequenceClassification
 
-from peftbench import lr_search, results, run_folder
+from peftbench.config.search_config import LrSearchConfig
 from peftbench.errors import PeftbenchError
-from peftbench.executor import run_grid
-from peftbench.experiment import build_config
-from peftbench.grid import SEARCH_FOLDER
-from peftbench.halving import arrival_order, pruner_for, rung_step
+from peftbench.execution.executor import run_grid
+from peftbench.grid import lr_search
+from peftbench.grid.grid import SEARCH_FOLDER
+from peftbench.grid.halving import arrival_order, pruner_for, rung_step
+from peftbench.inputs.experiment import build_config
 from peftbench.report import build, write
-from peftbench.search_config import LrSearchConfig
+from peftbench.results import results, run_folder
 
 
 @pytest.fixture

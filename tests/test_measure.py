@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from peftbench.measure import PeakMemory, count_parameters, safetensors_bytes, weights_bytes
-from peftbench.timing import EpochTimer
+from peftbench.measure.measure import PeakMemory, count_parameters, safetensors_bytes, weights_bytes
+from peftbench.measure.timing import EpochTimer
 
 
 def test_count_parameters_counts_frozen_and_trainable():

@@ -11,9 +11,11 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, TrainerCallback, TrainerControl
 
-from peftbench import run_inputs, runner, training
-from peftbench.experiment import build_config
-from peftbench.measure import MemoryPhases, PeakMemory
+from peftbench.inputs import run_inputs
+from peftbench.inputs.experiment import build_config
+from peftbench.measure.measure import MemoryPhases, PeakMemory
+from peftbench.run import runner
+from peftbench.training import training
 
 
 class StopAfterFirstEpoch(TrainerCallback):

@@ -17,14 +17,14 @@ from transformers import (
 from typer.testing import CliRunner
 
 from peftbench.cli import app
-from peftbench.config import MethodConfig, QuantizationConfig, TrainingConfig
+from peftbench.config.config import MethodConfig, QuantizationConfig, TrainingConfig
 from peftbench.efficiency import optimizers
 from peftbench.efficiency.activations import saved_activations
 from peftbench.efficiency.estimate import inspect_method, meta_model
 from peftbench.efficiency.memory_options import MemoryOptions
 from peftbench.efficiency.weights import quantised_weights, weight_bytes
 from peftbench.errors import PeftbenchError
-from peftbench.models import ModelSource
+from peftbench.models.models import ModelSource
 from peftbench.tasks import TASKS
 
 runner = CliRunner()
@@ -139,7 +139,7 @@ def gpt2_and_bf16_llama(tmp_path_factory):
 @pytest.mark.parametrize("task_name", ["causal_lm", "classification"])
 @pytest.mark.parametrize("bits", [4, 8])
 def test_quantised_weight_bytes_match_the_prepared_model_training_gets(gpt2_and_bf16_llama, task_name, bits):
-    from peftbench import quantization as kbit
+    from peftbench.models import quantization as kbit
 
     directory, quantization = gpt2_and_bf16_llama[task_name], QuantizationConfig(bits=bits)
     task = TASKS.get(task_name)

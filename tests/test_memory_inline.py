@@ -2,9 +2,12 @@
 
 from transformers import TrainerCallback
 
-from peftbench import compare, run_inputs, runner, training
-from peftbench.experiment import build_config
-from peftbench.measure import PeakMemory, release_freed_memory
+from peftbench.inputs import run_inputs
+from peftbench.inputs.experiment import build_config
+from peftbench.measure.measure import PeakMemory, release_freed_memory
+from peftbench.report import compare
+from peftbench.run import runner
+from peftbench.training import training
 
 MIB = 2**20
 LEFT = 300 * MIB

@@ -8,12 +8,12 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-from peftbench import training
-from peftbench.config import MethodConfig, TrainingConfig
+from peftbench.config.config import MethodConfig, TrainingConfig
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
+from peftbench.inputs.experiment import build_config
 from peftbench.methods import prepare_model
 from peftbench.tasks import TASKS, method_context
+from peftbench.training import training
 
 LORA = MethodConfig(method="lora", r=4, target_modules=["q_proj", "v_proj"])
 
@@ -94,8 +94,8 @@ def _quantised(experiment, tiny_llama, bits: int, method: dict) -> dict:
     ],
 )
 def test_adapters_train_on_a_quantised_base_on_cpu(experiment, tiny_llama, bits, method, layer):
-    from peftbench import runner
-    from peftbench.run_inputs import prepare_inputs
+    from peftbench.inputs.run_inputs import prepare_inputs
+    from peftbench.run import runner
 
     config = training.with_resolved_precision(build_config(_quantised(experiment, tiny_llama, bits, method)))
     inputs = prepare_inputs(config)
@@ -115,8 +115,8 @@ def test_methods_that_train_base_weights_refuse_a_quantised_base(experiment, tin
 
 
 def test_missing_bitsandbytes_is_one_clear_error(monkeypatch):
-    from peftbench import quantization
-    from peftbench.config import QuantizationConfig
+    from peftbench.config.config import QuantizationConfig
+    from peftbench.models import quantization
 
     real = quantization.importlib.util.find_spec
     monkeypatch.setattr(

@@ -5,9 +5,9 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForSequenceClassification
 
-from peftbench.config import MethodConfig
+from peftbench.config.config import MethodConfig
 from peftbench.errors import PeftbenchError
-from peftbench.measure import count_parameters
+from peftbench.measure.measure import count_parameters
 from peftbench.methods import METHODS, head_parameters_in, prepare_model
 from peftbench.tasks import TASKS, method_context
 

@@ -1,7 +1,7 @@
 import pytest
 
-from peftbench import models
 from peftbench.errors import PeftbenchError
+from peftbench.models import models
 
 
 def test_unknown_local_path():
@@ -56,7 +56,7 @@ def test_builtin_smollm_loads_as_a_trainable_causal_lm(tmp_path, monkeypatch):
 def test_attention_is_eager_only_where_measured_faster():
     from transformers import BertConfig
 
-    from peftbench.models import attention_for
+    from peftbench.models.models import attention_for
 
     small_heads = BertConfig(hidden_size=384, num_attention_heads=12)  # MiniLM: 32 dimensions per head
     large_heads = BertConfig(hidden_size=768, num_attention_heads=12)

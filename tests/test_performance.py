@@ -19,10 +19,11 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from peftbench import chunked_loss, hardware, timing
-from peftbench.config import DataConfig
-from peftbench.splits import validation_cap
+from peftbench.config.config import DataConfig
+from peftbench.data.splits import validation_cap
+from peftbench.measure import hardware, timing
 from peftbench.tasks.classification import load_labelled
+from peftbench.training import chunked_loss
 
 
 def _epoch(work) -> timing.EpochTime:

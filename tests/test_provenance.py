@@ -10,10 +10,11 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from peftbench import provenance, run_inputs, runner
-from peftbench.config import DataConfig, ModelConfig
-from peftbench.experiment import build_config
-from peftbench.splits import make_splits
+from peftbench.config.config import DataConfig, ModelConfig
+from peftbench.data.splits import make_splits
+from peftbench.inputs import run_inputs
+from peftbench.inputs.experiment import build_config
+from peftbench.run import provenance, runner
 
 MIB = 2**20
 

@@ -1,4 +1,4 @@
-"""Catalogue of issue 14: each bad name, corrupted file, override or number ends in one error line."""
+"""A catalogue of failures: each bad name, corrupted file, override or number ends in one error line."""
 
 import errno
 import os
@@ -14,15 +14,17 @@ from filelock import FileLock
 from transformers import TrainerControl
 from typer.testing import CliRunner
 
-from peftbench import executor, lr_search, results, run_folder
-from peftbench.checkpoints import SaveEveryMinutes
 from peftbench.cli import app
-from peftbench.config import apply_overrides
+from peftbench.config.config import apply_overrides
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
+from peftbench.execution import executor
+from peftbench.grid import lr_search
+from peftbench.inputs.experiment import build_config
 from peftbench.report.collect import load_run_groups
-from peftbench.run_folder import read_run, recording
-from peftbench.training import _arguments
+from peftbench.results import results, run_folder
+from peftbench.results.checkpoints import SaveEveryMinutes
+from peftbench.results.run_folder import read_run, recording
+from peftbench.training.training import _arguments
 
 runner = CliRunner()
 

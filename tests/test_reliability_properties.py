@@ -7,9 +7,9 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from peftbench.config import ExperimentConfig, apply_overrides
+from peftbench.config.config import ExperimentConfig, apply_overrides
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
+from peftbench.inputs.experiment import build_config
 
 BUDGET = settings(
     max_examples=120,

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from peftbench import results
 from peftbench.cli import app
-from peftbench.run_folder import read_run
+from peftbench.results import results
+from peftbench.results.run_folder import read_run
 
 pytestmark = pytest.mark.slow
 

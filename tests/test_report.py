@@ -14,9 +14,9 @@ import yaml
 from typer.testing import CliRunner
 
 from peftbench.cli import app
+from peftbench.metrics.text_metrics import text_metrics
 from peftbench.report.collect import RunGroup, paired_test
 from peftbench.report.plots import pareto_front
-from peftbench.text_metrics import text_metrics
 
 runner = CliRunner()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true")  # CI sets CI=true: skipping there is a failure

@@ -7,13 +7,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from peftbench import lr_search, results, run_folder
 from peftbench.cli import app
 from peftbench.errors import PeftbenchError
+from peftbench.grid import lr_search
 from peftbench.report.collect import load_current_groups
 from peftbench.report.summary import head_rate_warnings, summary_rows
 from peftbench.report.tables import cost_table
 from peftbench.report.verdict import verdict
+from peftbench.results import results, run_folder
 
 runner = CliRunner()
 

@@ -2,10 +2,10 @@
 
 import json
 
+from peftbench.data.splits import share
 from peftbench.report.collect import RunGroup, data_warnings
 from peftbench.report.summary import summary_rows
 from peftbench.report.verdict import verdict
-from peftbench.splits import share
 
 
 def _cell(tmp_path, name, method, fraction, correct, duplicates=0):
@@ -117,7 +117,7 @@ def test_repeated_seeds_never_count_as_more_test_examples(tmp_path):
     # 18 and the difference look far more certain than one seed's evidence allows.
     import numpy as np
 
-    from peftbench.stats import paired_bootstrap
+    from peftbench.metrics.stats import paired_bootstrap
 
     run_array, reference_array = np.array(run), np.array(reference)
     one_seed = paired_bootstrap(lambda i: run_array[i].mean(), lambda i: reference_array[i].mean(), 20)
@@ -161,7 +161,7 @@ def test_macro_f1_of_the_bootstrap_equals_sklearns_on_every_resample_even_with_a
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from peftbench.metrics import macro_f1
+    from peftbench.metrics.metrics import macro_f1
 
     rng = np.random.default_rng(0)
     truth, predictions = rng.integers(0, 3, 60), rng.integers(0, 4, 60)  # class 3: predicted, never true

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from peftbench.metrics.text_metrics import TEXT_METRICS, cider_segments, meteor_unavailable, text_metrics
 from peftbench.report.collect import RunGroup, paired_test
 from peftbench.report.summary import headline_metrics, paired_text_tests
 from peftbench.report.tables import paired_text_notes
-from peftbench.text_metrics import TEXT_METRICS, cider_segments, meteor_unavailable, text_metrics
 
 REFERENCES = [
     ["The Vaults is a cheap pub near Café Adriatic.", "Near Café Adriatic, The Vaults pub is cheap."],

@@ -227,7 +227,7 @@ def test_a_lead_over_the_baseline_within_noise_is_not_learning():
 
 
 def test_logged_steps_keep_every_logging_step_and_evaluation_and_drop_the_summary():
-    from peftbench.training_log import logged_steps
+    from peftbench.training.training_log import logged_steps
 
     log_history = [
         {"loss": 1.0, "grad_norm": 2.0, "learning_rate": 1e-3, "epoch": 0.5, "step": 10},
@@ -272,7 +272,7 @@ def test_report_modules_import_on_their_own():
     import subprocess
     import sys
 
-    for module in ("report.render", "report.tables", "report.verdict", "compare", "report"):
+    for module in ("report.render", "report.tables", "report.verdict", "report.compare", "report"):
         done = subprocess.run([sys.executable, "-c", f"import peftbench.{module}"], capture_output=True)
         assert done.returncode == 0, done.stderr.decode()[-500:]
 

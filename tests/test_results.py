@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from peftbench import results, run_folder
-from peftbench.run_folder import recording
+from peftbench.results import results, run_folder
+from peftbench.results.run_folder import recording
 
 
 def _status(run_dir):

@@ -14,10 +14,11 @@ from transformers import TrainerCallback
 from transformers.trainer_pt_utils import get_length_grouped_indices
 from typer.testing import CliRunner
 
-from peftbench import checkpoints, results, training
 from peftbench.cli import app
-from peftbench.run_folder import read_run
-from peftbench.timing import EpochTimer
+from peftbench.measure.timing import EpochTimer
+from peftbench.results import checkpoints, results
+from peftbench.results.run_folder import read_run
+from peftbench.training import training
 
 pytestmark = pytest.mark.slow
 

@@ -12,13 +12,13 @@ import yaml
 from conftest import WORDS
 from typer.testing import CliRunner
 
-from peftbench import retention
 from peftbench.cli import app
-from peftbench.config import QuantizationConfig
-from peftbench.experiment import build_config
-from peftbench.grid import RunSpec
-from peftbench.run_inputs import prepare_inputs
-from peftbench.worker import execute
+from peftbench.config.config import QuantizationConfig
+from peftbench.forgetting import retention
+from peftbench.grid.grid import RunSpec
+from peftbench.inputs.experiment import build_config
+from peftbench.inputs.run_inputs import prepare_inputs
+from peftbench.run.worker import execute
 
 GENERAL = " ".join(WORDS * 3)
 

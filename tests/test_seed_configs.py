@@ -11,14 +11,14 @@ import yaml
 from peft import PeftModel
 from transformers import AutoConfig
 
-from peftbench import models
-from peftbench.config import MethodConfig
+from peftbench.config.config import MethodConfig
 from peftbench.efficiency.estimate import meta_model
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config, read_yaml
-from peftbench.grid import expand_methods
-from peftbench.measure import count_parameters
+from peftbench.grid.grid import expand_methods
+from peftbench.inputs.experiment import build_config, read_yaml
+from peftbench.measure.measure import count_parameters
 from peftbench.methods import prepare_model
+from peftbench.models import models
 from peftbench.tasks import TASKS, method_context
 
 ROOT = Path(__file__).parents[1]
@@ -39,8 +39,8 @@ PUBLISHED = {
 }
 # (config, run) -> adapter parameters alone (the LoRA matrices, no head).
 ADAPTERS = {
-    ("seed001-imdb-llama-3.2-1b", "lora-r16"): 11_272_192,  # issue 16: Llama-3.2-1B, r 16 on 7 projections
-    ("seed000-e2e-gpt2", "lora"): 147_456,  # issue 16: GPT-2, r 4 on c_attn (the LoRA paper's setting)
+    ("seed001-imdb-llama-3.2-1b", "lora-r16"): 11_272_192,  # Llama-3.2-1B, r 16 on 7 projections
+    ("seed000-e2e-gpt2", "lora"): 147_456,  # GPT-2, r 4 on c_attn (the LoRA paper's setting)
 }
 # (config, run) -> (low, high): a rounded figure the seed printed; the exact count must round to it.
 ROUNDED = {

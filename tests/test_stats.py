@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from peftbench.stats import accuracy_resolution, degenerate_warnings, mcnemar, paired_bootstrap, summarize
+from peftbench.metrics.stats import (
+    accuracy_resolution,
+    degenerate_warnings,
+    mcnemar,
+    paired_bootstrap,
+    summarize,
+)
 
 
 def test_summary_matches_hand_computed_t_interval():

@@ -12,10 +12,10 @@ from rich.cells import cell_len
 from rich.console import Console
 from typer.testing import CliRunner
 
-from peftbench import results, run_folder
 from peftbench.cli import app
-from peftbench.compare import rich_table
-from peftbench.tables import Column, FitTable, bytes_short, count_short, mib
+from peftbench.report.compare import rich_table
+from peftbench.results import results, run_folder
+from peftbench.results.tables import Column, FitTable, bytes_short, count_short, mib
 
 runner = CliRunner()
 WIDTHS = (80, 200)
@@ -277,7 +277,7 @@ def test_bench_inference_prints_whole_numbers(tmp_path, width, monkeypatch):
 @pytest.mark.parametrize("width", [80, 100, 150, 200])
 def test_the_run_comparison_table_fits_every_width(width):
     """The table `run` and `train` print at the end (compare.rich_table), with every column compare shows."""
-    from peftbench.compare import columns
+    from peftbench.report.compare import columns
 
     names = columns(["accuracy", "f1_macro"])
     row = {"run": "freeze_frozen_layers_8", "method": "freeze", "accuracy": 0.9, "f1_macro": 0.85}

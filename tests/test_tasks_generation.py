@@ -6,10 +6,10 @@ import pytest
 from conftest import WORDS
 from transformers import AutoConfig, AutoTokenizer, BartConfig, GPT2Config, LlamaConfig, T5Config
 
-from peftbench import models
-from peftbench.datacache import load_task_data
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
+from peftbench.inputs.datacache import load_task_data
+from peftbench.inputs.experiment import build_config
+from peftbench.models import models
 from peftbench.tasks import TASKS
 from peftbench.tasks.causal_lm import pack
 from peftbench.tasks.generation import Encoder, keep_last, template_fields
@@ -340,8 +340,8 @@ def test_reference_groups_keep_every_reference_of_a_prompt_in_order(tiny_llama_l
 def test_eight_reference_rows_of_a_prompt_score_as_one_nist_and_cider_segment(tiny_llama_lm, tmp_path):
     from nltk.translate.nist_score import corpus_nist
 
+    from peftbench.metrics.text_metrics import e2e_tokens, text_metrics
     from peftbench.tasks.generation import Generation
-    from peftbench.text_metrics import e2e_tokens, text_metrics
 
     config, encoder = _mr_to_ref(tiny_llama_lm, tmp_path)
     first = [f"The pub {w} is near the {v} river." for w, v in zip(WORDS[:8], WORDS[4:12], strict=True)]

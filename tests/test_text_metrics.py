@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from peftbench import text_metrics
-from peftbench.text_metrics import rouge
-from peftbench.text_metrics import text_metrics as score
+from peftbench.metrics import text_metrics
+from peftbench.metrics.text_metrics import rouge
+from peftbench.metrics.text_metrics import text_metrics as score
 
 
 def test_bleu_matches_hand_computed_value():

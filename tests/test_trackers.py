@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from peftbench.cli import app
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
+from peftbench.inputs.experiment import build_config
 
 runner = CliRunner()
 

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from peftbench import training
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
+from peftbench.inputs.experiment import build_config
+from peftbench.training import training
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_resolved_config_carries_the_concrete_precision(cpu_only, monkeypatch, e
 
 
 def _workspace(experiment, **settings):
-    from peftbench import run_inputs
+    from peftbench.inputs import run_inputs
 
     experiment["training"] |= settings
     return run_inputs.prepare_inputs(training.with_resolved_precision(build_config(experiment)))
@@ -51,7 +51,7 @@ def _workspace(experiment, **settings):
 def test_head_has_its_own_rate_and_keeps_the_trainers_weight_decay(tiny_bert, tmp_path):
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
-    from peftbench.config import MethodConfig, TrainingConfig
+    from peftbench.config.config import MethodConfig, TrainingConfig
     from peftbench.methods import head_parameters_in, prepare_model
     from peftbench.tasks import TASKS, method_context
 
@@ -83,7 +83,7 @@ def test_head_has_its_own_rate_and_keeps_the_trainers_weight_decay(tiny_bert, tm
 
 
 def test_result_records_the_effective_rates(experiment):
-    from peftbench import runner
+    from peftbench.run import runner
 
     experiment["methods"] = [{"method": "lora", "r": 2, "head_learning_rate": 2e-2}, {"method": "head"}]
     workspace = _workspace(experiment, head_learning_rate=1e-2)
@@ -95,8 +95,8 @@ def test_result_records_the_effective_rates(experiment):
 
 
 def test_adalora_reallocates_rank_during_training(experiment):
-    from peftbench import runner
-    from peftbench.config import MethodConfig
+    from peftbench.config.config import MethodConfig
+    from peftbench.run import runner
 
     workspace = _workspace(experiment, epochs=2)
     entry = MethodConfig(
@@ -124,14 +124,14 @@ def test_adalora_reallocates_rank_during_training(experiment):
     ],
 )
 def test_logging_interval_gives_a_curve_points(rows, batch, epochs, configured, expected):
-    from peftbench.config import TrainingConfig
+    from peftbench.config.config import TrainingConfig
 
     config = TrainingConfig(batch_size=batch, epochs=epochs, logging_steps=configured)
     assert training.logging_interval(rows, config) == expected
 
 
 def test_result_records_the_logging_interval_used(experiment):
-    from peftbench import baselines, runner
+    from peftbench.run import baselines, runner
 
     del experiment["training"]["logging_steps"]
     experiment["methods"] = [{"method": "head"}]

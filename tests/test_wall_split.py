@@ -8,8 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from peftbench import results, wall_split
 from peftbench.cli import app
+from peftbench.execution import wall_split
+from peftbench.results import results
 
 
 def _method(training: float, evaluation: float, forgetting: float = 0.0, alpha: float = 0.0, run=None):
@@ -114,8 +115,8 @@ def test_run_prints_the_split_last_and_records_it(tmp_path, experiment):
 def test_demo_records_a_split_per_experiment(tmp_path, experiment, monkeypatch):
     from rich.console import Console
 
-    from peftbench import demo
-    from peftbench.experiment import build_config
+    from peftbench.execution import demo
+    from peftbench.inputs.experiment import build_config
 
     experiment["methods"] = [{"method": "lora", "r": 4, "target_modules": ["query", "value"]}]
     monkeypatch.setattr(demo, "demo_config", lambda name, quick, output_dir: build_config(experiment))

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from peftbench import warm_worker
-from peftbench.experiment import build_config
-from peftbench.grid import expand
-from peftbench.interrupts import SignalGuard
-from peftbench.run_folder import read_run
-from peftbench.worker import CRASH_ENV, spec_to_json
+from peftbench.execution import warm_worker
+from peftbench.grid.grid import expand
+from peftbench.inputs.experiment import build_config
+from peftbench.results.run_folder import read_run
+from peftbench.run.interrupts import SignalGuard
+from peftbench.run.worker import CRASH_ENV, spec_to_json
 
 
 def _spec_file(experiment, tmp_path):

@@ -15,8 +15,8 @@ app = typer.Typer(
 
 
 def _console() -> Console:
-    """At a terminal, its own width (tables fit it, see peftbench.tables); elsewhere (a pipe, a log) the
-    width COLUMNS gives, else 150 columns, wide enough for most tables to keep their table layout."""
+    """At a terminal, its own width (tables fit it, see peftbench.results.tables); elsewhere (a pipe, a
+    log) the width COLUMNS gives, else 150 columns, wide enough for most tables to keep their table layout."""
     if Console().is_terminal or os.environ.get("COLUMNS", "").isdigit():
         return Console()
     return Console(width=150)

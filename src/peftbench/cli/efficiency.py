@@ -121,7 +121,7 @@ def inspect(
     from peftbench.efficiency.estimate import METHOD
     from peftbench.efficiency.probe_setup import READS, with_memory_flags
     from peftbench.efficiency.tables import inspection_payload, inspection_table
-    from peftbench.training import resolve_precision
+    from peftbench.training.training import resolve_precision
 
     try:
         setup = _probe_setup(ctx, config, set_, model, task, method, READS)
@@ -173,7 +173,7 @@ def probe_batch(
     from peftbench.efficiency.probe import probe_method
     from peftbench.efficiency.probe_setup import READS, with_memory_flags
     from peftbench.efficiency.tables import probe_payload, probe_table
-    from peftbench.training import resolve_precision
+    from peftbench.training.training import resolve_precision
 
     on_cuda = torch.cuda.is_available()
     reads = tuple(key for key in READS if key != "training.batch_size")  # the batch is what is searched

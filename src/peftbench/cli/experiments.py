@@ -21,7 +21,7 @@ def print_warnings(lines: list[str], err: bool = False) -> None:
 
 
 def _print_table(directory: Path) -> None:
-    from peftbench.compare import rich_table, rows
+    from peftbench.report.compare import rich_table, rows
 
     table, names, warnings = rows(directory, "full")
     console.print(rich_table(table, names, "full"))
@@ -29,9 +29,9 @@ def _print_table(directory: Path) -> None:
 
 
 def _execute(config, force: bool = False, inline: bool = False, ray=None, verbose: bool = False) -> None:
-    from peftbench import wall_split
-    from peftbench.compare import rich_samples, samples
-    from peftbench.executor import run_grid
+    from peftbench.execution import wall_split
+    from peftbench.execution.executor import run_grid
+    from peftbench.report.compare import rich_samples, samples
 
     directory, failed = run_grid(
         config, force=force, inline=inline, console=console, ray=ray, verbose=verbose
@@ -76,12 +76,12 @@ def run(
 
     Each run executes in its own process (or Ray task); complete runs with the same config are skipped.
     A terminal shows one live table of the runs; a pipe gets one line per run start and end."""
-    from peftbench import warm_worker
+    from peftbench.execution import warm_worker
 
     if executor == "local" and not inline and config.is_file():
         warm_worker.start_early()  # its imports run beside this process's own (reading the config's)
-    from peftbench.experiment import load_config
-    from peftbench.launch import RayOptions
+    from peftbench.execution.launch import RayOptions
+    from peftbench.inputs.experiment import load_config
 
     try:
         if executor not in ("local", "ray"):
@@ -136,8 +136,8 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
     """Train one method from flags (no YAML needed)."""
-    from peftbench.config import apply_overrides
-    from peftbench.experiment import build_config
+    from peftbench.config.config import apply_overrides
+    from peftbench.inputs.experiment import build_config
 
     options = {k: v for k, v in {"r": lora_r, "lora_alpha": lora_alpha}.items() if v is not None}
     raw = {
@@ -164,7 +164,7 @@ def train(
 
 def _check_reference(ctx: typer.Context, directory: Path, reference: str) -> None:
     """A --reference that names no run or method would leave every delta out without a word."""
-    from peftbench.run_folder import finished_results
+    from peftbench.results.run_folder import finished_results
 
     found = finished_results(directory)
     known = {r.get("cell") or r.get("run") for r in found} | {r.get("method", {}).get("name") for r in found}
@@ -189,8 +189,8 @@ def compare(
     samples: Annotated[int, typer.Option(help="Generated samples to show (generation tasks)")] = 3,
 ) -> None:
     """Print one table over the finished runs under DIRECTORY, and generated samples if any."""
-    from peftbench import compare as comparison
-    from peftbench.results import write_atomic
+    from peftbench.report import compare as comparison
+    from peftbench.results.results import write_atomic
 
     try:
         _check_reference(ctx, directory, reference)
@@ -223,8 +223,8 @@ def demo(
 ) -> None:
     """Run the embedded default experiments (classification on minilm, generation on smollm2-135m)
     offline, write a report for each, and print their comparison tables and where the reports are."""
-    from peftbench.demo import run_demo
-    from peftbench.wall_split import process_started
+    from peftbench.execution.demo import run_demo
+    from peftbench.execution.wall_split import process_started
 
     try:
         folders = run_demo(quick, output_dir, console, verbose, since=process_started())
@@ -261,7 +261,7 @@ def validate(
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
     """Check an experiment file without running it."""
-    from peftbench.experiment import load_config
+    from peftbench.inputs.experiment import load_config
 
     try:
         loaded = load_config(config, set_)

@@ -7,7 +7,7 @@ from peftbench.errors import PeftbenchError
 
 def _listing(title: str, records: list[dict], headers: dict[str, str]):
     """A table of names and words (no numbers): each header and the record key it shows."""
-    from peftbench.tables import Column, FitTable
+    from peftbench.results.tables import Column, FitTable
 
     columns = [Column(header, [r[key] for r in records], name=True) for header, key in headers.items()]
     return FitTable(columns, title=title)
@@ -16,7 +16,7 @@ def _listing(title: str, records: list[dict], headers: dict[str, str]):
 @app.command()
 def methods(json_out: JsonOption = None, csv_out: CsvOption = None) -> None:
     """List the methods and tasks. A fresh classification head is trained by every method."""
-    from peftbench import capabilities as can
+    from peftbench.cli import capabilities as can
     from peftbench.cli.output import write_figures
     from peftbench.tasks import TASKS
 

@@ -71,7 +71,7 @@ def csv_text(records: list[dict], names: list[str] | None = None) -> str:
 
 def write(path: Path | None, text: str) -> None:
     """`text` to `path`, or to stdout when `path` is `-`; nothing when no path was given."""
-    from peftbench.results import redact_text, write_atomic
+    from peftbench.results.results import redact_text, write_atomic
 
     if path is None:
         return

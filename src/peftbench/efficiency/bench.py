@@ -14,16 +14,16 @@ import yaml
 from peft import PeftModel
 from torch import nn
 
-from peftbench import results
 from peftbench.errors import PeftbenchError
-from peftbench.experiment import build_config
-from peftbench.interpolation import plain_tuned
-from peftbench.measure import PeakMemory, weights_bytes
+from peftbench.forgetting.interpolation import plain_tuned
+from peftbench.inputs.experiment import build_config
+from peftbench.inputs.run_inputs import RunInputs, prepare_inputs
+from peftbench.measure.measure import PeakMemory, weights_bytes
+from peftbench.measure.timing import cuda_sync
 from peftbench.methods import METHODS
-from peftbench.run_inputs import RunInputs, prepare_inputs
+from peftbench.results import results
 from peftbench.tasks.decoding import generate, left_pad
-from peftbench.timing import cuda_sync
-from peftbench.training import autocast, model_columns, with_resolved_precision
+from peftbench.training.training import autocast, model_columns, with_resolved_precision
 
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}  # merged vs unmerged logits, both in fp32
 TIMING = (

@@ -8,14 +8,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from peftbench import models
-from peftbench.config import MethodConfig
+from peftbench.config.config import MethodConfig
 from peftbench.efficiency import optimizers
 from peftbench.efficiency.activations import saved_activations
 from peftbench.efficiency.memory_options import MemoryOptions
 from peftbench.efficiency.weights import quantised_weights, weight_bytes
-from peftbench.measure import count_parameters
+from peftbench.measure.measure import count_parameters
 from peftbench.methods import METHODS, check_quantized_base, prepare_model
+from peftbench.models import models
 from peftbench.tasks import Task, method_context
 
 METHOD = (

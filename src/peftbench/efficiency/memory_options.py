@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-from peftbench.config import QuantizationConfig
+from peftbench.config.config import QuantizationConfig
 from peftbench.efficiency import optimizers
 
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from peftbench.config import MethodConfig
+from peftbench.config.config import MethodConfig
 from peftbench.efficiency.estimate import DEFAULTS, estimate_memory, label
 from peftbench.efficiency.memory_options import MemoryOptions
 from peftbench.efficiency.weights import quantised_weights
 from peftbench.errors import PeftbenchError
 from peftbench.methods import check_quantized_base, prepare_model
 from peftbench.tasks import Task, method_context
-from peftbench.training import autocast
+from peftbench.training.training import autocast
 
 
 @dataclass(frozen=True)

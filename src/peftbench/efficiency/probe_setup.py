@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from peftbench.config import MethodConfig, QuantizationConfig, apply_overrides
+from peftbench.config.config import MethodConfig, QuantizationConfig, apply_overrides
 from peftbench.efficiency.memory_options import MemoryOptions
 from peftbench.errors import PeftbenchError
 
 if TYPE_CHECKING:
-    from peftbench.config import ExperimentConfig
+    from peftbench.config.config import ExperimentConfig
 
 
 def parse_method(text: str) -> MethodConfig:
@@ -62,7 +62,7 @@ READS = (
 
 def from_experiment(loaded: "ExperimentConfig") -> ProbeSetup:
     """An experiment's model, task, methods, batch size, max_length and memory settings."""
-    from peftbench.grid import expand_methods
+    from peftbench.grid.grid import expand_methods
 
     training = loaded.training
     return ProbeSetup(
@@ -77,7 +77,7 @@ def from_experiment(loaded: "ExperimentConfig") -> ProbeSetup:
 
 
 def from_config(path: Path, overrides: list[str] | None) -> ProbeSetup:
-    from peftbench.experiment import load_config
+    from peftbench.inputs.experiment import load_config
 
     return from_experiment(load_config(path, overrides))
 
@@ -105,10 +105,10 @@ def _checked(raw: dict) -> "ExperimentConfig":
     table, labelled by their options, they need no distinct run names."""
     from pydantic import ValidationError
 
-    from peftbench.config import ExperimentConfig
-    from peftbench.grid import expand_methods
+    from peftbench.config.config import ExperimentConfig
+    from peftbench.config.schema import explain
+    from peftbench.grid.grid import expand_methods
     from peftbench.methods import validate_method
-    from peftbench.schema import explain
 
     methods = raw["methods"]
     if isinstance(methods, list):
@@ -133,8 +133,8 @@ def with_memory_flags(
     """Flags given on the command line override the file's settings."""
     from pydantic import ValidationError
 
-    from peftbench.config import TrainingConfig
-    from peftbench.schema import explain
+    from peftbench.config.config import TrainingConfig
+    from peftbench.config.schema import explain
 
     memory = setup.memory
     try:
@@ -151,8 +151,8 @@ def with_memory_flags(
 
 def meta_base(setup: ProbeSetup):
     """The model's source, the task and the task's model on the meta device."""
-    from peftbench import models
     from peftbench.efficiency.estimate import meta_model
+    from peftbench.models import models
     from peftbench.tasks import TASKS
 
     source = models.resolve(setup.model)

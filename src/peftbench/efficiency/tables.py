@@ -1,10 +1,10 @@
-"""The tables inspect, probe-batch and bench-inference print (peftbench.tables fits them to the terminal),
-and the same figures as records for --json and --csv."""
+"""The tables inspect, probe-batch and bench-inference print (peftbench.results.tables fits them to the
+terminal), and the same figures as records for --json and --csv."""
 
 from typing import TYPE_CHECKING
 
 from peftbench.efficiency.memory_options import MemoryOptions
-from peftbench.tables import Column, FitTable, bytes_short, count_short, mib
+from peftbench.results.tables import Column, FitTable, bytes_short, count_short, mib
 
 if TYPE_CHECKING:
     from peftbench.efficiency.estimate import Inspection

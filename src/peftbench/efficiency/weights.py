@@ -10,7 +10,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 from transformers.quantizers.base import get_keys_to_not_convert
 
-from peftbench.config import QuantizationConfig
+from peftbench.config.config import QuantizationConfig
 
 NF4_BLOCK = 64  # elements per absmax scale
 NESTED_BLOCK = 256  # double quantisation: scales per second-level fp32 scale

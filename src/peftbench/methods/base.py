@@ -9,9 +9,9 @@ from peft import PeftModel, TaskType
 from torch import nn
 from transformers import TrainerCallback
 
-from peftbench.config import MethodConfig, QuantizationConfig
+from peftbench.config.config import MethodConfig, QuantizationConfig
+from peftbench.config.registry import Registry
 from peftbench.errors import PeftbenchError, first_line
-from peftbench.registry import Registry
 
 
 @dataclass(frozen=True)

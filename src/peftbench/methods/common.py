@@ -6,8 +6,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
+from peftbench.config.schema import explain
 from peftbench.errors import PeftbenchError
-from peftbench.schema import explain
 
 
 class Options(BaseModel):

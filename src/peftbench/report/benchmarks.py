@@ -2,8 +2,8 @@
 before → after per task and the change with its interval, the runs it was not measured for, and the
 retention lost per run for the stability–plasticity plot."""
 
+from peftbench.metrics.stats import summarize
 from peftbench.report.collect import RunGroup
-from peftbench.stats import summarize
 
 LEGEND = (
     " retention: lm-eval task score before (base model) → after training, change after − before "

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from peftbench.lr_search import SUMMARY_FILE
+from peftbench.grid.lr_search import SUMMARY_FILE
 from peftbench.report.benchmarks import task_names, unmeasured_retention
 from peftbench.report.collect import (
     data_warnings,
@@ -17,7 +17,7 @@ from peftbench.report.render import html, markdown, summary_csv
 from peftbench.report.samples import merge_samples
 from peftbench.report.summary import head_rate_warnings, headline_metrics, summary_rows
 from peftbench.report.verdict import verdict
-from peftbench.results import read_json, write_atomic
+from peftbench.results.results import read_json, write_atomic
 
 CURVE_NOTE = (
     "Mean over seeds, band ±1 sd. Training loss is the Trainer's logged loss (mean over each logging "

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from peftbench.data.splits import share_warning
 from peftbench.errors import PeftbenchError
-from peftbench.metrics import macro_f1
-from peftbench.report.current import left_out_warnings
-from peftbench.run_folder import select_current
-from peftbench.splits import share_warning
-from peftbench.stats import (
+from peftbench.metrics.metrics import macro_f1
+from peftbench.metrics.stats import (
     SIGNIFICANCE,
     accuracy_resolution,
     degenerate_warnings,
@@ -24,7 +22,9 @@ from peftbench.stats import (
     summarize,
     unit_rows,
 )
-from peftbench.text_metrics import LOWER_IS_BETTER, TEXT_METRICS, subset_scorers
+from peftbench.metrics.text_metrics import LOWER_IS_BETTER, TEXT_METRICS, subset_scorers
+from peftbench.report.current import left_out_warnings
+from peftbench.results.run_folder import select_current
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """What the report says about runs it leaves out: complete runs of an earlier configuration of the
 experiment (another config hash, or a method the experiment no longer has), named in one warning."""
 
-from peftbench.grid import SHORT_KEYS
-from peftbench.run_folder import CURRENT_FILE, RunRecord, Selection
+from peftbench.grid.grid import SHORT_KEYS
+from peftbench.results.run_folder import CURRENT_FILE, RunRecord, Selection
 
 SHOWN_CHANGES = 3  # settings named per left-out run
 

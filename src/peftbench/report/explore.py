@@ -9,9 +9,9 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from peftbench.metrics.stats import summarize
 from peftbench.report.benchmarks import first_scored, metric_of, task_names
 from peftbench.report.collect import RunGroup, higher_is_better
-from peftbench.stats import summarize
 
 MIB = 2**-20
 

@@ -121,7 +121,7 @@ def bundle_path() -> Path:
     import vl_convert
     from altair.utils._importers import vl_version_for_vl_convert
 
-    from peftbench.models import cache_root
+    from peftbench.models.models import cache_root
 
     return cache_root() / "vega" / f"vega-embed-{vl_convert.__version__}-{vl_version_for_vl_convert()}.js"
 
@@ -134,7 +134,7 @@ def _bundle() -> str:
     import vl_convert
     from altair.utils._importers import vl_version_for_vl_convert
 
-    from peftbench.results import write_atomic
+    from peftbench.results.results import write_atomic
 
     script = vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert())
     cached.parent.mkdir(parents=True, exist_ok=True)

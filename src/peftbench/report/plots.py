@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from peftbench.metrics.stats import summarize  # noqa: E402
 from peftbench.report.collect import RunGroup, higher_is_better  # noqa: E402
 from peftbench.report.summary import BASELINE_METHODS  # noqa: E402
-from peftbench.stats import summarize  # noqa: E402
 
 
 def png(figure) -> bytes:

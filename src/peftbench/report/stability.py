@@ -7,10 +7,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from peftbench.metrics.stats import summarize  # noqa: E402
 from peftbench.report import benchmarks  # noqa: E402
 from peftbench.report.collect import RunGroup, higher_is_better  # noqa: E402
 from peftbench.report.plots import pareto_plot, png  # noqa: E402
-from peftbench.stats import summarize  # noqa: E402
 
 GAIN_KEPT = 0.9  # the trade-off: least forgetting among the alphas keeping >= 90% of the best target gain
 UNIT = "nats/token"

@@ -1,6 +1,8 @@
 """One row per run group: quality over seeds, paired tests against the reference and the strongest
 baseline, and cost. The report, summary.csv and `peftbench compare` all print these rows."""
 
+from peftbench.metrics.stats import summarize
+from peftbench.metrics.text_metrics import TEXT_METRICS
 from peftbench.report.benchmarks import retention_summary
 from peftbench.report.collect import (
     RunGroup,
@@ -9,8 +11,6 @@ from peftbench.report.collect import (
     reference_at,
     significance_words,
 )
-from peftbench.stats import summarize
-from peftbench.text_metrics import TEXT_METRICS
 
 FRACTION_METRICS = {"accuracy", "f1_macro"}  # 0-1 scale, printed with four decimals
 BASELINE_METHODS = ("majority", "untrained")

@@ -3,12 +3,12 @@ cost table (instead of one wide one), short headers explained in a legend, signi
 
 from dataclasses import dataclass, field
 
+from peftbench.metrics.stats import SIGNIFICANCE
 from peftbench.report.benchmarks import LEGEND as RETENTION_LEGEND
 from peftbench.report.benchmarks import retention_text
 from peftbench.report.collect import higher_is_better
 from peftbench.report.summary import format_value
 from peftbench.report.verdict import learned, p_text
-from peftbench.stats import SIGNIFICANCE
 
 SHORT = {
     **{"accuracy": "acc", "f1_macro": "F1", "perplexity": "ppl", "rougeL": "ROUGE-L", "bleu": "BLEU"},

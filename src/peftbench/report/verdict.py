@@ -5,8 +5,8 @@ on the same test examples: by the paired test when there is one, else by the bas
 method's 95% interval over seeds. Shares of the reference ("x% of full's accuracy") are only given when
 both numbers cleared the baselines and are off the noise floor near zero."""
 
+from peftbench.metrics.stats import SIGNIFICANCE
 from peftbench.report.collect import higher_is_better
-from peftbench.stats import SIGNIFICANCE
 
 NEAR_ZERO_SHARE = 0.01  # a value under 1% of the metric's full scale is treated as zero
 FRACTIONS = {"accuracy", "f1_macro"}  # 0-1; text metrics (BLEU, ROUGE, chrF) are 0-100, NIST and CIDEr below

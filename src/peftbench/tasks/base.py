@@ -11,11 +11,11 @@ from datasets import DatasetDict
 from peft import TaskType
 from torch import nn
 
-from peftbench.config import ExperimentConfig
+from peftbench.config.config import ExperimentConfig
+from peftbench.config.registry import Registry
 from peftbench.methods.base import MethodContext
-from peftbench.models import ModelSource
-from peftbench.registry import Registry
-from peftbench.training import TrainerParts
+from peftbench.models.models import ModelSource
+from peftbench.training.training import TrainerParts
 
 
 @dataclass
@@ -102,7 +102,7 @@ def method_context(
 
 
 def write_files(run_dir: Path, evaluation: Evaluation) -> None:
-    from peftbench.results import write_atomic
+    from peftbench.results.results import write_atomic
 
     for name, text in evaluation.files.items():
         write_atomic(run_dir / name, text)

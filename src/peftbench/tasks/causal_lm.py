@@ -9,9 +9,10 @@ from itertools import chain
 from datasets import Dataset, DatasetDict
 from peft import TaskType
 
-from peftbench.config import ExperimentConfig
-from peftbench.data import load_splits
+from peftbench.config.config import ExperimentConfig
+from peftbench.data.data import load_splits
 from peftbench.errors import PeftbenchError
+from peftbench.metrics.text_metrics import text_metrics
 from peftbench.tasks.base import TASKS, Evaluation, TaskData
 from peftbench.tasks.decoding import generate
 from peftbench.tasks.language import (
@@ -22,7 +23,6 @@ from peftbench.tasks.language import (
     pad_info,
     target_loss,
 )
-from peftbench.text_metrics import text_metrics
 
 
 def pack(token_lists: list[list[int]], block: int) -> list[list[int]]:

@@ -11,13 +11,13 @@ from peft import TaskType
 from torch import nn
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
-from peftbench import models
-from peftbench.config import DataConfig, ExperimentConfig
-from peftbench.data import load_splits
+from peftbench.config.config import DataConfig, ExperimentConfig
+from peftbench.data.data import load_splits
 from peftbench.errors import PeftbenchError
-from peftbench.metrics import classification_metrics, per_class_report
+from peftbench.metrics.metrics import classification_metrics, per_class_report
+from peftbench.models import models
 from peftbench.tasks.base import TASKS, Evaluation, Task, TaskData
-from peftbench.training import TrainerParts, predict
+from peftbench.training.training import TrainerParts, predict
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "label")
 

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from peftbench.config import GenerationConfig
-from peftbench.training import autocast
+from peftbench.config.config import GenerationConfig
+from peftbench.training.training import autocast
 
 
 @dataclass

@@ -12,9 +12,10 @@ from string import Formatter
 from datasets import Dataset, DatasetDict
 from peft import TaskType
 
-from peftbench.config import ExperimentConfig
-from peftbench.data import load_splits
+from peftbench.config.config import ExperimentConfig
+from peftbench.data.data import load_splits
 from peftbench.errors import PeftbenchError
+from peftbench.metrics.text_metrics import text_metrics
 from peftbench.tasks.base import TASKS, Evaluation, TaskData
 from peftbench.tasks.decoding import generate
 from peftbench.tasks.language import (
@@ -30,7 +31,6 @@ from peftbench.tasks.language import (
     position_limit,
     target_loss,
 )
-from peftbench.text_metrics import text_metrics
 
 
 def template_fields(template: str) -> list[str]:

@@ -14,11 +14,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq
 
-from peftbench import models
-from peftbench.chunked_loss import target_loss_rows
 from peftbench.errors import PeftbenchError
+from peftbench.models import models
 from peftbench.tasks.base import Task, TaskData
-from peftbench.training import TrainerParts, autocast, model_columns
+from peftbench.training.chunked_loss import target_loss_rows
+from peftbench.training.training import TrainerParts, autocast, model_columns
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels")
 TARGET_LOSSES_FILE = "target_losses.jsonl"
