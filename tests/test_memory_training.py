@@ -125,3 +125,29 @@ def test_missing_bitsandbytes_is_one_clear_error(monkeypatch):
     with pytest.raises(PeftbenchError, match="pip install bitsandbytes"):
         quantization.load_kwargs(QuantizationConfig(bits=4))
     assert quantization.load_kwargs(None) == {}
+
+
+def test_adapters_on_a_4bit_base_still_get_gradients_after_an_evaluation(tiny_llama_lm):
+    """bitsandbytes repacks 4-bit weights for a kernel without backward on the first no-grad eval pass on
+    CPUs with AVX512-BF16; the flag it reads is set here as such a CPU would, whatever this one has."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from peftbench.config.config import QuantizationConfig
+    from peftbench.models import quantization
+
+    settings = QuantizationConfig(bits=4, compute_dtype="fp32")
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_lm, **quantization.load_kwargs(settings))
+    four_bit = [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+    for layer in four_bit:
+        layer.support_avx512bf16_for_cpu = True
+    model = get_peft_model(quantization.prepare(model, settings), LoraConfig(r=4, target_modules=["q_proj"]))
+    assert four_bit and not any(layer.support_avx512bf16_for_cpu for layer in four_bit)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids, labels=ids)
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()
+    grads = [p.grad for name, p in model.named_parameters() if "lora_B" in name]  # A gets none while B is 0
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)

@@ -41,11 +41,20 @@ def load_kwargs(quantization: QuantizationConfig | None) -> dict:
 
 def prepare(model: nn.Module, quantization: QuantizationConfig | None) -> nn.Module:
     """PEFT's k-bit preparation: base frozen, its unquantised weights in fp32. Gradient checkpointing is
-    left to the Trainer (training.gradient_checkpointing), so it is on only when asked for."""
+    left to the Trainer (training.gradient_checkpointing), so it is on only when asked for.
+
+    On CPUs with AVX512-BF16, bitsandbytes repacks a 4-bit layer's weight for its inference kernel on the
+    first forward pass in eval mode without gradients (an evaluation), and every later pass, training
+    included, goes through that kernel, which has no backward: no gradient reaches the adapters after the
+    first evaluation, silently. The repacking is turned off, so evaluation and training share the
+    differentiable path (it also needs out_features divisible by 32, which small models miss)."""
     if quantization is None:
         return model
     from peft import prepare_model_for_kbit_training
 
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
