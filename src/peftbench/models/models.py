@@ -165,6 +165,14 @@ def load_tokenizer(source: ModelSource):
     return tokenizer
 
 
+def _prepared(model, source: ModelSource, pad_token_id: int | None):
+    """k-bit preparation when quantised, and the tokenizer's pad id where the model config has none."""
+    model = kbit.prepare(model, source.quantization)
+    if model.config.pad_token_id is None and pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    return model
+
+
 def load_language_model(source: ModelSource, encoder_decoder: bool, pad_token_id: int | None):
     """A causal LM, or a seq2seq LM (T5, BART) when the config says encoder-decoder."""
     auto = AutoModelForSeq2SeqLM if encoder_decoder else AutoModelForCausalLM
@@ -172,10 +180,7 @@ def load_language_model(source: ModelSource, encoder_decoder: bool, pad_token_id
         model = auto.from_pretrained(source.path, **source.model_kwargs())
     except Exception as exc:
         raise _wrap_load_error(source, exc) from exc
-    model = kbit.prepare(model, source.quantization)
-    if model.config.pad_token_id is None and pad_token_id is not None:
-        model.config.pad_token_id = pad_token_id
-    return model
+    return _prepared(model, source, pad_token_id)
 
 
 def load_classifier(source: ModelSource, label_names: list[str], pad_token_id: int | None):
@@ -190,7 +195,4 @@ def load_classifier(source: ModelSource, label_names: list[str], pad_token_id: i
         )
     except Exception as exc:
         raise _wrap_load_error(source, exc) from exc
-    model = kbit.prepare(model, source.quantization)
-    if model.config.pad_token_id is None and pad_token_id is not None:
-        model.config.pad_token_id = pad_token_id
-    return model
+    return _prepared(model, source, pad_token_id)
