@@ -130,3 +130,35 @@ def test_misspelled_generation_key_suggests(experiment):
     experiment["generation"] = {"max_new_tokns": 3}
     with pytest.raises(PeftbenchError, match="'generation.max_new_tokns'.*'max_new_tokens'"):
         build_config(experiment)
+
+
+def test_run_reports_a_mistyped_key_before_it_reaches_the_registries(experiment, tmp_path, monkeypatch):
+    """The schema check is light (no torch): `peftbench run` on a typo answers in seconds, not after the
+    registries' imports; the full check (load_config) is never reached."""
+    from peftbench.inputs import experiment as full_check
+
+    def registries_reached(*args, **kwargs):
+        raise AssertionError("load_config was called for a config that fails the schema")
+
+    monkeypatch.setattr(full_check, "load_config", registries_reached)
+    experiment["trainng"] = experiment.pop("training")
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    result = CliRunner().invoke(app, ["run", str(path), "--inline"])
+    assert result.exit_code == 2
+    assert "unknown config key 'trainng' (did you mean 'training'?)" in result.output
+
+
+def test_the_schema_check_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: x\nmodel: m\ndata: {dataset: d}\ntrainng: {}\n")
+    code = (
+        "import sys\nfrom peftbench.config.files import check_file\n"
+        f"try:\n    check_file({str(path)!r})\nexcept Exception as exc:\n    print(exc)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "unknown config key 'trainng'" in shown and shown.rstrip().endswith("[]")

@@ -80,6 +80,12 @@ def run(
 
     if executor == "local" and not inline and config.is_file():
         warm_worker.start_early()  # its imports run beside this process's own (reading the config's)
+    from peftbench.config.files import check_file
+
+    try:
+        check_file(config, set_)  # a mistyped key fails here, before the registries' imports
+    except PeftbenchError as exc:
+        fail(exc)
     from peftbench.execution.launch import RayOptions
     from peftbench.inputs.experiment import load_config
 

@@ -4,12 +4,9 @@ before any run starts."""
 
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
 from peftbench.config.config import ExperimentConfig, apply_overrides
+from peftbench.config.files import check_schema, read_yaml
 from peftbench.config.retention_config import check_retention
-from peftbench.config.schema import explain
 from peftbench.config.trackers import check_trackers
 from peftbench.errors import PeftbenchError
 from peftbench.grid.grid import expand_methods
@@ -45,24 +42,8 @@ def _check_lr_search(config: ExperimentConfig, validation_metrics: tuple[str, ..
         )
 
 
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise PeftbenchError(f"config file '{path}' not found; pass the path to an experiment YAML")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise PeftbenchError(f"config file '{path}' is not valid YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(raw, dict):
-        raise PeftbenchError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
-    return raw
-
-
 def build_config(raw: dict) -> ExperimentConfig:
-    try:
-        config = ExperimentConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise PeftbenchError(explain(exc, ExperimentConfig)) from None
+    config = check_schema(raw)
     task = TASKS.get(config.task)
     task.validate(config)
     check_trackers(config.training.report_to)
