@@ -221,3 +221,17 @@ def test_set_indexes_a_list_as_its_own_error_message_suggests():
     for wrong in ("methods.1.r=8", "methods.x.r=8", "model.revision=main"):
         with pytest.raises(PeftbenchError, match="is neither a section's key nor a list's index"):
             apply_overrides(raw, [wrong])
+
+
+def test_the_cli_imports_no_torch_before_a_command_needs_it():
+    """`peftbench --help` and a config's schema errors answer in under a second: importing the CLI loads
+    none of the heavy stack (each command imports what it needs when it runs)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, peftbench.cli\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "[]"

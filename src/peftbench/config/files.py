@@ -1,5 +1,5 @@
 """An experiment file read, and checked against the schema alone. Both are light (PyYAML and pydantic, no
-torch), so `peftbench run` reports a mistyped key or a missing section in about two seconds, before it
+torch), so `peftbench run` reports a mistyped key or a missing section in under a second, before it
 imports the method and task registries that the full check needs (inputs/experiment.py)."""
 
 from pathlib import Path

@@ -3,9 +3,13 @@ libraries allocate them: torch keeps its states at the parameter's dtype; bitsan
 keep one byte per element plus an fp32 scale per block of 256, but full fp32 states for tensors under 4,096
 elements; Adafactor keeps a row and a column vector per matrix instead of a full second moment."""
 
-import math
+from __future__ import annotations
 
-import torch
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the CLI imports this module for every command, --help included
+    import torch
 
 BNB_BLOCK = 256
 BNB_MIN_8BIT = 4096  # bitsandbytes' min_8bit_size: smaller tensors keep 32-bit states
