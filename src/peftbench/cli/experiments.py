@@ -80,14 +80,15 @@ def run(
 
     if executor == "local" and not inline and config.is_file():
         warm_worker.start_early()  # its imports run beside this process's own (reading the config's)
-    from peftbench.config.files import check_file
+    from peftbench.config.config import apply_overrides
+    from peftbench.config.files import check_schema, read_yaml
 
-    try:
-        check_file(config, set_)  # a mistyped key fails here, before the registries' imports
+    try:  # a mistyped key fails here, before the registries' imports
+        schema_checked = check_schema(apply_overrides(read_yaml(config), set_ or []))
     except PeftbenchError as exc:
         fail(exc)
     from peftbench.execution.launch import RayOptions
-    from peftbench.inputs.experiment import load_config
+    from peftbench.inputs.experiment import check_with_registries
 
     try:
         if executor not in ("local", "ray"):
@@ -95,7 +96,7 @@ def run(
         if executor != "ray":
             refuse_unused(ctx, RAY_ONLY, "without --executor ray")
         ray = RayOptions(address, cpus_per_run, gpus_per_run) if executor == "ray" else None
-        _execute(load_config(config, set_), force, inline, ray, verbose)
+        _execute(check_with_registries(schema_checked), force, inline, ray, verbose)
     except PeftbenchError as exc:
         fail(exc)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from peftbench.config.config import ExperimentConfig, apply_overrides
+from peftbench.config.config import ExperimentConfig
 from peftbench.config.schema import explain
 from peftbench.errors import PeftbenchError
 
@@ -32,7 +32,3 @@ def check_schema(raw: dict) -> ExperimentConfig:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise PeftbenchError(explain(exc, ExperimentConfig)) from None
-
-
-def check_file(path: str | Path, overrides: list[str] | None = None) -> None:
-    check_schema(apply_overrides(read_yaml(path), overrides or []))

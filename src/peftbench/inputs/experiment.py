@@ -43,7 +43,12 @@ def _check_lr_search(config: ExperimentConfig, validation_metrics: tuple[str, ..
 
 
 def build_config(raw: dict) -> ExperimentConfig:
-    config = check_schema(raw)
+    return check_with_registries(check_schema(raw))
+
+
+def check_with_registries(config: ExperimentConfig) -> ExperimentConfig:
+    """What the schema alone cannot check: the task's rules, each method's options, trackers, launcher,
+    learning-rate search and retention benchmarks."""
     task = TASKS.get(config.task)
     task.validate(config)
     check_trackers(config.training.report_to)
